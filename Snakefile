@@ -1,0 +1,26 @@
+# speechrl: data -> model -> SFT -> RL (one job per algorithm) -> evaluation -> report, tracked in MLflow.
+# Local:  snakemake --cores 2            Cluster: snakemake --profile workflow/profiles/slurm
+# Another suite: snakemake --cores 2 --configfile config/experiments/NAME.yaml
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "workflow/schemas/config.schema.yaml")
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/sft.smk"
+include: "workflow/rules/rl.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        f"{R}/report/index.html",

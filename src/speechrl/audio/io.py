@@ -1,0 +1,40 @@
+"""Validated audio loading: every problem is an :class:`AudioError` naming the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+
+class AudioError(ValueError):
+    """Unreadable, empty, wrongly sampled or too long audio; the message names the file."""
+
+
+def load_audio(path: str | Path, sample_rate: int = 16000, max_seconds: float | None = None, context: str = "") -> np.ndarray:
+    """Read a mono float32 waveform in [-1, 1], shape (samples,).
+
+    Raises :class:`AudioError` for a missing, corrupt or empty file, a sample rate other than
+    ``sample_rate`` (resample it first: the features assume it), or audio over ``max_seconds``.
+    Multi-channel audio is downmixed (mean over channels).
+    ``context`` (e.g. a manifest id) is added to the message.
+    """
+    path = Path(path)
+    where = f"{path}" + (f" ({context})" if context else "")
+    if not path.exists():
+        raise AudioError(f"audio file not found: {where}")
+    try:
+        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # libsndfile's errors are RuntimeError / LibsndfileError
+        raise AudioError(f"cannot decode audio {where}: {e}") from None
+    if sr != sample_rate:
+        raise AudioError(f"{where}: sample rate {sr} Hz, expected {sample_rate} Hz (resample, e.g. `sox in.wav -r {sample_rate} out.wav`)")
+    if wav.shape[0] == 0:
+        raise AudioError(f"{where}: audio is empty (0 samples)")
+    wav = wav.mean(axis=1) if wav.shape[1] > 1 else wav[:, 0]
+    if not np.isfinite(wav).all():
+        raise AudioError(f"{where}: audio contains NaN or infinite samples")
+    if max_seconds is not None and len(wav) > max_seconds * sample_rate:
+        raise AudioError(f"{where}: {len(wav) / sample_rate:.1f} s is longer than data.max_audio_seconds={max_seconds}")
+    return np.ascontiguousarray(wav)

@@ -1,0 +1,459 @@
+"""Typed experiment configuration: one dataclass per section, one documented field per option.
+
+Every field is declared with :func:`opt`, which records its docstring, allowed values and bounds.
+The same declarations drive three things, so they cannot drift apart:
+
+* parsing (:func:`load_config` / :func:`from_dict`): unknown keys, wrong types, out-of-range values
+  and unknown registry names stop with an error naming the key path and the valid choices;
+* cross-field checks (:meth:`Config.check`), which fail early with a fix suggestion;
+* the JSON schema at ``workflow/schemas/config.schema.yaml`` that Snakemake validates against
+  (``speechrl schema`` regenerates it; a test checks the committed file is current).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A bad configuration value; the message names the key path and what would be valid."""
+
+
+def _registry_choices(kind: str) -> list[str]:
+    """Valid names of a registry, imported lazily (the registries import torch)."""
+    if kind == "preset":
+        from speechrl.algos import PRESETS
+
+        return PRESETS.names()
+    if kind == "reward":
+        from speechrl.rewards import REWARDS
+
+        return REWARDS.names()
+    if kind == "metric":
+        from speechrl.rewards import REWARDS
+
+        return REWARDS.names()
+    raise KeyError(kind)
+
+
+def opt(
+    default: Any,
+    doc: str,
+    *,
+    choices: list[Any] | str | None = None,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    paper: str | None = None,
+) -> Any:
+    """Declare a config field: default, docstring, allowed values (a list, or ``"registry:KIND"``)
+    and numeric bounds. ``paper`` cites where the default comes from."""
+    meta = {"doc": doc, "choices": choices, "ge": ge, "gt": gt, "le": le, "paper": paper}
+    if isinstance(default, (list, dict)) or dataclasses.is_dataclass(default):
+        value = default
+        return field(default_factory=lambda: _copy(value), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _copy(value: Any) -> Any:
+    if dataclasses.is_dataclass(value):
+        return dataclasses.replace(value)
+    return json.loads(json.dumps(value))
+
+
+def section(cls: type, doc: str) -> Any:
+    """A nested section field."""
+    return field(default_factory=cls, metadata={"doc": doc})
+
+
+# --------------------------------------------------------------------------------------- sections
+@dataclass
+class SyntheticConfig:
+    """Embedded synthetic spoken data (espeak-ng), used when ``data.source`` is ``synthetic``."""
+
+    n_train: int = opt(600, "Training examples per task.", ge=1)
+    n_valid: int = opt(60, "Validation examples per task (early stopping, model selection).", ge=1)
+    n_test: int = opt(60, "Test examples per task (reported metrics).", ge=1)
+    voices: list[str] = opt(
+        ["en-us", "en-gb", "en-us+f3", "en-gb+m3", "en-us+m7", "en-gb+f2"],
+        "espeak-ng voices (language[+variant]) sampled per utterance to vary the speaker.",
+    )
+    speeds: list[int] = opt([150, 170, 190], "espeak-ng speaking rates (words per minute) sampled per utterance.")
+    pitches: list[int] = opt([35, 50, 65], "espeak-ng pitches (0-99) sampled per utterance.")
+    sqa_facts: int = opt(2, "Facts (sentences) per mini-SQA passage; the question asks about one of them.", ge=1, le=4)
+    workers: int = opt(2, "Parallel espeak-ng processes.", ge=1)
+
+
+@dataclass
+class DataConfig:
+    """Where the spoken data comes from and how it is shaped."""
+
+    source: str = opt("synthetic", "Data source: 'synthetic' generates mini-SQA / mini-AST with espeak-ng.", choices=["synthetic"])
+    tasks: list[str] = opt(["sqa", "ast"], "Tasks to build and train: 'sqa' (spoken QA, LibriSQA-like), 'ast' (En->De speech translation, CoVoST2-like).", choices=["sqa", "ast"])
+    sample_rate: int = opt(16000, "Audio sample rate in Hz; every clip must have it (the feature extractor assumes it).", choices=[16000])
+    max_audio_seconds: float = opt(12.0, "Longest clip accepted; longer audio is an input error naming the file.", gt=0)
+    synthetic: SyntheticConfig = section(SyntheticConfig, "Synthetic data options.")
+
+
+@dataclass
+class TinyModelConfig:
+    """Sizes of the tiny random-init model built when ``model.pretrained`` is empty (CPU default)."""
+
+    vocab_size: int = opt(1024, "BPE vocabulary size of the locally trained tokenizer.", ge=300)
+    hidden_size: int = opt(192, "Language-model hidden size.", ge=8)
+    num_layers: int = opt(4, "Language-model decoder layers.", ge=1)
+    num_heads: int = opt(4, "Language-model attention heads (must divide hidden_size).", ge=1)
+    intermediate_size: int = opt(512, "Language-model MLP width.", ge=8)
+    encoder_hidden_size: int = opt(96, "Speech (conformer) encoder hidden size.", ge=8)
+    encoder_layers: int = opt(2, "Speech encoder conformer layers.", ge=1)
+    encoder_context: int = opt(64, "Conformer block-attention context (frames of 20 ms); the real model uses 200.", ge=4)
+    encoder_heads: int = opt(4, "Speech encoder attention heads.", ge=1)
+    projector_window: int = opt(8, "Q-Former projector window (stacked frames per block).", ge=1)
+    projector_downsample: int = opt(4, "Projector downsample rate: tokens per block = window / downsample.", ge=1)
+
+
+@dataclass
+class LoraConfig:
+    """LoRA adapters (peft) on the language model; the encoder and projector stay frozen with LoRA on."""
+
+    enabled: bool = opt(False, "Train LoRA adapters instead of all weights.")
+    r: int = opt(8, "LoRA rank.", ge=1, paper="TARS: r8/alpha32; LEAF: r64/alpha128")
+    alpha: int = opt(16, "LoRA alpha (scale = alpha / r).", ge=1)
+    dropout: float = opt(0.0, "LoRA dropout.", ge=0, le=1)
+    target_modules: str = opt(r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)", "Regex of module names that get adapters (peft target_modules).")
+
+
+@dataclass
+class ModelConfig:
+    """The speech-aware LM: a real checkpoint by name/path, or a tiny random-init one of the same class."""
+
+    arch: str = opt("granite_speech", "Architecture (transformers class family).", choices=["granite_speech"])
+    pretrained: Optional[str] = opt(None, "Checkpoint path or hub id; empty builds a tiny random-init model from model.tiny (no download).")
+    tiny: TinyModelConfig = section(TinyModelConfig, "Tiny model sizes.")
+    lora: LoraConfig = section(LoraConfig, "LoRA options.")
+
+
+@dataclass
+class SFTConfig:
+    """Supervised fine-tuning on (audio, prompt) -> reference, with early stopping on the valid split."""
+
+    max_steps: int = opt(3000, "Upper bound on optimizer steps.", ge=1)
+    batch_size: int = opt(16, "Examples per optimizer step.", ge=1)
+    lr: float = opt(1e-3, "Peak AdamW learning rate (linear warmup then cosine decay).", gt=0)
+    weight_decay: float = opt(0.01, "AdamW weight decay.", ge=0)
+    warmup_steps: int = opt(50, "Linear warmup steps.", ge=0)
+    grad_clip: float = opt(1.0, "Gradient-norm clip (0 disables).", ge=0)
+    eval_every: int = opt(100, "Validate (loss) every N steps; the best checkpoint is kept.", ge=1)
+    patience: int = opt(4, "Early stopping: stop after this many validations without improvement.", ge=1)
+    max_seconds: float = opt(0.0, "Wall-clock budget in seconds (0 = none); stops at the next validation past it.", ge=0)
+    log_every: int = opt(25, "One summary line every N steps.", ge=1)
+
+
+@dataclass
+class RLConfig:
+    """RL post-training from the SFT model; one job per algorithm preset."""
+
+    algorithms: list[str] = opt(["grpo"], "Algorithm presets to train, one job each (see speechrl.algos.presets).", choices="registry:preset")
+    rewards: dict[str, float] = opt({"bleu": 1.0}, "Reward name -> weight; the weighted sum is the scalar reward.", choices="registry:reward", paper="seed 000: sentence BLEU in [0,1]")
+    steps: int = opt(150, "RL optimizer steps (one rollout batch each).", ge=1)
+    prompts_per_step: int = opt(8, "Prompts per rollout batch (each gets group_size completions).", ge=1)
+    group_size: int = opt(8, "Completions per prompt (G).", ge=2, paper="seed 000: G=8")
+    lr: float = opt(5e-5, "AdamW learning rate (constant after warmup).", gt=0)
+    warmup_steps: int = opt(10, "Linear warmup steps.", ge=0)
+    grad_clip: float = opt(1.0, "Gradient-norm clip (0 disables).", ge=0)
+    beta: Optional[float] = opt(None, "KL coefficient to the reference (SFT) policy; empty = the preset's.", ge=0, paper="seed 000: 0.02 (beta 0 diverged)")
+    eps_low: Optional[float] = opt(None, "Lower clip range of the ratio; empty = the preset's.", ge=0)
+    eps_high: Optional[float] = opt(None, "Upper clip range of the ratio; empty = the preset's.", ge=0)
+    loss_agg: Optional[str] = opt(None, "Loss aggregation; empty = the preset's.", choices=["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"])
+    temperature: float = opt(1.0, "Sampling temperature of training rollouts.", gt=0, paper="seed 000: T=1 in training")
+    top_p: float = opt(1.0, "Nucleus sampling of training rollouts.", gt=0, le=1)
+    max_new_tokens: int = opt(40, "Completion length limit (tokens).", ge=1, paper="seed 000: 200 (real models)")
+    log_every: int = opt(10, "One summary line every N steps.", ge=1)
+
+
+@dataclass
+class EvaluateConfig:
+    """Decoding of the test split and the metrics computed on it."""
+
+    decodings: list[str] = opt(["greedy", "sampled"], "Decoding modes: greedy, and sampled with temperature/top_p.", choices=["greedy", "sampled"])
+    temperature: float = opt(0.9, "Temperature of sampled decoding.", gt=0, paper="seed 000: eval T=0.9")
+    top_p: float = opt(0.9, "Top-p of sampled decoding.", gt=0, le=1, paper="seed 000: top-p 0.9")
+    max_new_tokens: int = opt(48, "Output length limit (tokens).", ge=1)
+    batch_size: int = opt(32, "Test examples decoded per batch.", ge=1)
+    metrics: list[str] = opt(["bleu", "chrf", "rouge_l", "meteor", "bertscore", "exact_match"], "Metrics computed on every decoding (corpus level where defined).", choices="registry:metric")
+
+
+@dataclass
+class ReportConfig:
+    """The paper-style report."""
+
+    decoding: str = opt("sampled", "Decoding whose metrics fill the main tables (the other is shown below them).", choices=["greedy", "sampled"])
+    systems: list[str] = opt(["base", "sft"], "Rows before the RL algorithms: 'base' (initial model) and 'sft'.", choices=["base", "sft"])
+
+
+@dataclass
+class TrackingConfig:
+    """MLflow tracking: one run per job, nested under one pipeline run."""
+
+    enabled: bool = opt(True, "Log runs to MLflow.")
+    uri: Optional[str] = opt(None, "Tracking URI; empty = sqlite:///<results_dir>/mlflow.db. The MLFLOW_TRACKING_URI environment variable overrides both.")
+    experiment: str = opt("speechrl", "MLflow experiment name.")
+
+
+@dataclass
+class Config:
+    """A speechrl experiment suite: data -> model -> SFT -> RL (per algorithm) -> evaluation -> report."""
+
+    name: str = opt("embedded", "Suite name (MLflow pipeline run name, report title).")
+    seed: int = opt(0, "Global seed (data synthesis, init, sampling, training).", ge=0)
+    results_dir: str = opt("results", "Output folder of every stage (git-ignored).")
+    device: str = opt("cpu", "Torch device for training/decoding: cpu, cuda, or auto.", choices=["cpu", "cuda", "auto"])
+    threads: int = opt(1, "torch threads per job (OMP_NUM_THREADS); 1 is fastest with parallel jobs on 2 cores.", ge=1)
+    data: DataConfig = section(DataConfig, "Data.")
+    model: ModelConfig = section(ModelConfig, "Model.")
+    sft: SFTConfig = section(SFTConfig, "Supervised fine-tuning.")
+    rl: RLConfig = section(RLConfig, "RL post-training.")
+    evaluate: EvaluateConfig = section(EvaluateConfig, "Evaluation.")
+    report: ReportConfig = section(ReportConfig, "Report.")
+    tracking: TrackingConfig = section(TrackingConfig, "MLflow tracking.")
+
+    def check(self) -> None:
+        """Cross-field checks; each error says how to fix it."""
+        t = self.model.tiny
+        if t.hidden_size % t.num_heads:
+            raise ConfigError(f"model.tiny.hidden_size={t.hidden_size} is not divisible by model.tiny.num_heads={t.num_heads}; pick e.g. num_heads=4 with hidden_size=192")
+        if t.encoder_hidden_size % t.encoder_heads:
+            raise ConfigError(f"model.tiny.encoder_hidden_size={t.encoder_hidden_size} is not divisible by model.tiny.encoder_heads={t.encoder_heads}")
+        if t.projector_window % t.projector_downsample:
+            raise ConfigError(f"model.tiny.projector_window={t.projector_window} must be a multiple of model.tiny.projector_downsample={t.projector_downsample}")
+        if not self.rl.rewards:
+            raise ConfigError("rl.rewards is empty; give at least one reward with a weight, e.g. {bleu: 1.0}")
+        if len(set(self.rl.algorithms)) != len(self.rl.algorithms):
+            raise ConfigError(f"rl.algorithms has duplicates: {self.rl.algorithms}")
+        if self.report.decoding not in self.evaluate.decodings:
+            raise ConfigError(f"report.decoding='{self.report.decoding}' is not among evaluate.decodings={self.evaluate.decodings}; add it there or change report.decoding")
+        if self.data.source == "synthetic" and self.model.pretrained:
+            raise ConfigError("model.pretrained is set but data.source is 'synthetic': the synthetic tasks use a locally trained tokenizer; leave model.pretrained empty")
+
+    # ---------------------------------------------------------------------------- conveniences
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self) -> str:
+        """Stable short hash of the resolved config (manifests, MLflow)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    @property
+    def results(self) -> Path:
+        return Path(self.results_dir)
+
+
+# ------------------------------------------------------------------------------------- parsing
+def _origin(tp: Any) -> Any:
+    return typing.get_origin(tp)
+
+
+def _is_optional(tp: Any) -> tuple[bool, Any]:
+    if _origin(tp) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return True, args[0]
+    return False, tp
+
+
+def _choices(meta: dict[str, Any]) -> list[Any] | None:
+    c = meta.get("choices")
+    if isinstance(c, str) and c.startswith("registry:"):
+        return _registry_choices(c.split(":", 1)[1])
+    return c
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, meta: dict[str, Any]) -> Any:
+    optional, tp = _is_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key}: a value is required ({_type_name(tp)}), got null")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping (section), got {type(value).__name__}")
+        return from_dict(tp, value, prefix=key)
+    origin = _origin(tp)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list of {_type_name(item_tp)}, got {type(value).__name__} {value!r}")
+        return [_scalar(v, item_tp, f"{key}[{i}]", meta) for i, v in enumerate(value)]
+    if origin is dict:
+        _, val_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of name -> {_type_name(val_tp)}, got {type(value).__name__}")
+        out = {}
+        for k, v in value.items():
+            _check_choice(k, f"{key}.{k}", meta)
+            out[str(k)] = _scalar(v, val_tp, f"{key}.{k}", {**meta, "choices": None})
+        return out
+    return _scalar(value, tp, key, meta)
+
+
+def _check_choice(value: Any, key: str, meta: dict[str, Any]) -> None:
+    choices = _choices(meta)
+    if choices is not None and value not in choices:
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"{key}: unknown value {value!r}; valid choices: {', '.join(map(str, choices))}{hint}")
+
+
+def _scalar(value: Any, tp: Any, key: str, meta: dict[str, Any]) -> Any:
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = isinstance(value, tp) and not (tp in (int, float) and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    _check_choice(value, key, meta)
+    for bound, test, word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"), ("le", lambda v, b: v <= b, "<=")):
+        b = meta.get(bound)
+        if b is not None and not test(value, b):
+            raise ConfigError(f"{key}: {value!r} must be {word} {b}")
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a (partial) mapping; missing keys take their defaults."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"unknown config key '{path}'{hint}; valid keys here: {', '.join(fields)}")
+        kwargs[key] = _coerce(value, hints[key], path, dict(fields[key].metadata))
+    return cls(**kwargs)
+
+
+def parse_config(data: dict[str, Any] | None) -> Config:
+    cfg = from_dict(Config, data or {})
+    cfg.check()
+    return cfg
+
+
+def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Load and merge YAML files (later ones win, deep merge) plus ``overrides``; validate."""
+    merged: dict[str, Any] = {}
+    for p in paths:
+        path = Path(p)
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+        merged = deep_merge(merged, data)
+    merged = deep_merge(merged, overrides or {})
+    try:
+        return parse_config(merged)
+    except ConfigError as e:
+        where = ", ".join(str(p) for p in paths) or "overrides"
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "rewards" else v
+    return out
+
+
+# -------------------------------------------------------------------------------------- schema
+def json_schema(cls: type = Config) -> dict[str, Any]:
+    """JSON schema (draft-07) of a config dataclass: description + default on every key."""
+    hints = typing.get_type_hints(cls)
+    props: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        props[f.name] = _field_schema(hints[f.name], f)
+    return {
+        "type": "object",
+        "description": (cls.__doc__ or "").strip(),
+        "additionalProperties": False,
+        "properties": props,
+    }
+
+
+def _field_schema(tp: Any, f: dataclasses.Field) -> dict[str, Any]:
+    meta = dict(f.metadata)
+    optional, tp = _is_optional(tp)
+    if dataclasses.is_dataclass(tp):
+        s = json_schema(tp)
+        s["description"] = (tp.__doc__ or meta.get("doc", "")).strip()
+        s["default"] = {}
+        return s
+    s = _type_schema(tp, meta)
+    if optional:
+        s["type"] = [s["type"], "null"]
+        if "enum" in s:
+            s["enum"] = s["enum"] + [None]
+    doc = meta.get("doc", "")
+    if meta.get("paper"):
+        doc += f" Paper: {meta['paper']}."
+    s["description"] = doc
+    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+    s["default"] = default
+    return s
+
+
+_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
+
+
+def _type_schema(tp: Any, meta: dict[str, Any]) -> dict[str, Any]:
+    origin = _origin(tp)
+    choices = _choices(meta)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        items = {"type": _JSON_TYPES[item]}
+        if choices is not None:
+            items["enum"] = choices
+        return {"type": "array", "items": items}
+    if origin is dict:
+        _, val = typing.get_args(tp)
+        s: dict[str, Any] = {"type": "object", "additionalProperties": {"type": _JSON_TYPES[val]}}
+        if choices is not None:
+            s["propertyNames"] = {"enum": choices}
+        return s
+    s = {"type": _JSON_TYPES[tp]}
+    if choices is not None:
+        s["enum"] = list(choices)
+    for bound, key in (("ge", "minimum"), ("gt", "exclusiveMinimum"), ("le", "maximum")):
+        if meta.get(bound) is not None:
+            s[key] = meta[bound]
+    return s
+
+
+def schema_yaml() -> str:
+    header = "# Generated from src/speechrl/config.py by `speechrl schema`; do not edit by hand.\n"
+    schema = {"$schema": "http://json-schema.org/draft-07/schema#", **json_schema(Config)}
+    return header + yaml.safe_dump(schema, sort_keys=False, width=120)
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+
+

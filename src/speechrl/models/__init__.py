@@ -1,0 +1,1 @@
+"""Speech-aware LMs: tokenizer, processor (features + prompt layout) and model building/loading."""

@@ -1,0 +1,111 @@
+"""Build, save and load speech-aware LMs through the same ``from_pretrained`` path as real checkpoints.
+
+A tiny Granite Speech (conformer encoder -> Q-Former window projector -> Granite decoder) is
+created from ``model.tiny`` with random weights, saved with ``save_pretrained`` and from then on
+always loaded with ``GraniteSpeechForConditionalGeneration.from_pretrained(path)`` exactly as
+``ibm-granite/granite-speech-3.3-2b`` would be. LoRA adapters (peft) are merged before saving, so
+every stage's output folder is a plain checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer, GraniteSpeechConfig, GraniteSpeechForConditionalGeneration
+
+from speechrl.audio.features import FEATURE_DIM
+from speechrl.config import Config, LoraConfig, TinyModelConfig
+from speechrl.io import atomic_dir
+from speechrl.models.processor import SpeechProcessor
+from speechrl.models.tokenizer import AUDIO, train_tokenizer
+
+log = logging.getLogger("speechrl")
+Model = GraniteSpeechForConditionalGeneration
+
+
+def tiny_config(t: TinyModelConfig, vocab_size: int, audio_id: int, pad_id: int, eos_id: int) -> GraniteSpeechConfig:
+    head_dim = t.hidden_size // t.num_heads
+    text = dict(model_type="granite", vocab_size=vocab_size, hidden_size=t.hidden_size,
+                intermediate_size=t.intermediate_size, num_hidden_layers=t.num_layers,
+                num_attention_heads=t.num_heads, num_key_value_heads=t.num_heads,
+                max_position_embeddings=2048, pad_token_id=pad_id, bos_token_id=eos_id, eos_token_id=eos_id,
+                attention_multiplier=head_dim**-0.5, tie_word_embeddings=True)
+    encoder = dict(input_dim=FEATURE_DIM, num_layers=t.encoder_layers, hidden_dim=t.encoder_hidden_size,
+                   num_heads=t.encoder_heads, output_dim=42, context_size=t.encoder_context, max_pos_emb=512,
+                   dropout=0.1, conv_kernel_size=15)
+    projector = dict(model_type="blip_2_qformer", hidden_size=t.encoder_hidden_size, num_hidden_layers=1,
+                     num_attention_heads=t.encoder_heads, intermediate_size=2 * t.encoder_hidden_size,
+                     encoder_hidden_size=t.encoder_hidden_size, cross_attention_frequency=1)
+    return GraniteSpeechConfig(text_config=text, encoder_config=encoder, projector_config=projector,
+                               audio_token_index=audio_id, window_size=t.projector_window,
+                               downsample_rate=t.projector_downsample, has_lora_adapter=False,
+                               tie_word_embeddings=True)
+
+
+def build_tiny(cfg: Config, texts: Iterable[str]) -> tuple[Model, SpeechProcessor]:
+    """Random-init tiny model + tokenizer trained on ``texts``; seeded by ``cfg.seed``."""
+    t = cfg.model.tiny
+    tok = train_tokenizer(texts, t.vocab_size)
+    mcfg = tiny_config(t, len(tok), tok.convert_tokens_to_ids(AUDIO), tok.pad_token_id, tok.eos_token_id)
+    torch.manual_seed(cfg.seed)
+    model = Model(mcfg)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    return model, SpeechProcessor(tok, t.projector_window, t.projector_downsample)
+
+
+def save(model: Model, proc: SpeechProcessor, out: Path) -> None:
+    """Write a complete checkpoint folder atomically (LoRA merged first)."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    with atomic_dir(out) as tmp:
+        model.save_pretrained(tmp)
+        proc.tokenizer.save_pretrained(tmp)
+
+
+def load(path: str | Path, device: str = "cpu") -> tuple[Model, SpeechProcessor]:
+    """Load a checkpoint folder (or hub id on a cluster) with its tokenizer."""
+    p = Path(path)
+    if not p.exists() and not re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)):
+        raise FileNotFoundError(f"model checkpoint not found: {path}")
+    model = Model.from_pretrained(str(path), dtype=torch.float32).to(device)
+    tok = AutoTokenizer.from_pretrained(str(path))
+    tok.padding_side = "left"
+    proc = SpeechProcessor(tok, model.config.window_size, model.config.downsample_rate)
+    return model, proc
+
+
+def apply_lora(model: Model, lora: LoraConfig) -> Model:
+    """Wrap the language model's linear layers with LoRA adapters; freeze the rest."""
+    from peft import LoraConfig as PeftLora
+    from peft import get_peft_model
+
+    pcfg = PeftLora(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules)
+    return get_peft_model(model, pcfg)
+
+
+def count_params(model: torch.nn.Module) -> dict[str, int]:
+    return {
+        "total": sum(p.numel() for p in model.parameters()),
+        "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
+
+
+def core(model: torch.nn.Module) -> Model:
+    """The transformers model under an optional peft wrapper."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def merged_embeds(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B, T, D) input embeddings with each clip's projector outputs in its audio placeholders.
+
+    Running the speech encoder here, once per prompt, lets RL repeat the result for the G
+    completions instead of encoding the same clip G times (what ``generate`` would do).
+    """
+    inner = core(model).model
+    audio = inner.get_audio_features(batch["input_features"], return_dict=True).pooler_output
+    return inner.get_merged_audio_embeddings(batch["input_ids"], audio, batch["input_features_mask"])

@@ -1,0 +1,84 @@
+"""Turns (audio, prompt[, answer]) into model inputs: the prompt layout and batching in one place.
+
+Sequence layout (left-padded, so decoding and training share it)::
+
+    <|pad|>* <|audio|>*k  prompt-tokens  <|sep|>  answer-tokens <|eos|>
+             \\_ k = num_audio_tokens(clip) _/    \\_ labels (training only) _/
+
+``input_features`` (B, F_max, 160) holds each clip's stacked log-mel, zero-padded; ``input_features_mask``
+(B, k_max) marks the projector outputs that belong to each clip (as GraniteSpeechProcessor).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from speechrl.audio.features import log_mel, num_audio_tokens
+from speechrl.models.tokenizer import AUDIO, SEP
+
+IGNORE = -100
+
+
+@dataclass
+class SpeechProcessor:
+    tokenizer: PreTrainedTokenizerBase
+    window: int
+    downsample: int
+
+    @property
+    def audio_id(self) -> int:
+        return self.tokenizer.convert_tokens_to_ids(AUDIO)
+
+    @property
+    def sep_id(self) -> int:
+        return self.tokenizer.convert_tokens_to_ids(SEP)
+
+    def prompt_ids(self, prompt: str, n_audio: int) -> list[int]:
+        return [self.audio_id] * n_audio + self.tokenizer.encode(prompt, add_special_tokens=False) + [self.sep_id]
+
+    def target_ids(self, answer: str) -> list[int]:
+        return self.tokenizer.encode(answer, add_special_tokens=False) + [self.tokenizer.eos_token_id]
+
+    def features(self, wav: np.ndarray) -> tuple[torch.Tensor, int]:
+        return log_mel(wav), num_audio_tokens(len(wav), self.window, self.downsample)
+
+    def batch(self, feats: list[torch.Tensor], n_audio: list[int], prompts: list[str],
+              answers: list[str] | None = None) -> dict[str, torch.Tensor]:
+        """Collate B examples. With ``answers``, ``labels`` cover answer + eos only.
+
+        Returns input_ids / attention_mask / position_ids (B, T), labels (B, T) if answers,
+        input_features (B, F_max, 160), input_features_mask (B, k_max).
+        """
+        seqs, labs = [], []
+        for i, prompt in enumerate(prompts):
+            p = self.prompt_ids(prompt, n_audio[i])
+            t = self.target_ids(answers[i]) if answers is not None else []
+            seqs.append(p + t)
+            labs.append([IGNORE] * len(p) + t)
+        T = max(map(len, seqs))
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(seqs), T), pad, dtype=torch.long)
+        att = torch.zeros((len(seqs), T), dtype=torch.long)
+        labels = torch.full((len(seqs), T), IGNORE, dtype=torch.long)
+        for i, (s, lab) in enumerate(zip(seqs, labs)):
+            ids[i, T - len(s):] = torch.tensor(s)
+            att[i, T - len(s):] = 1
+            labels[i, T - len(s):] = torch.tensor(lab)
+        out = {"input_ids": ids, "attention_mask": att, "position_ids": (att.cumsum(-1) - 1).clamp(min=0)}
+        out.update(pad_features(feats, n_audio))
+        if answers is not None:
+            out["labels"] = labels
+        return out
+
+
+def pad_features(feats: list[torch.Tensor], n_audio: list[int]) -> dict[str, torch.Tensor]:
+    F = max(f.shape[0] for f in feats)
+    x = torch.zeros((len(feats), F, feats[0].shape[1]))
+    for i, f in enumerate(feats):
+        x[i, : f.shape[0]] = f
+    k = torch.tensor(n_audio)
+    return {"input_features": x, "input_features_mask": torch.arange(int(k.max())).view(1, -1) < k.view(-1, 1)}

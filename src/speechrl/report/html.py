@@ -1,0 +1,74 @@
+"""Self-contained HTML rendering of the report (inline CSS; no JavaScript, no external assets)."""
+
+from __future__ import annotations
+
+from html import escape
+
+from speechrl.report.results import Result
+from speechrl.report.tables import Cell, Table, fmt_change, fmt_value, metric_name, system_name, task_name
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2rem auto;max-width:72rem;padding:0 1rem;color:#222}
+h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2.2rem}
+table{border-collapse:collapse;margin:.6rem 0 1.2rem;font-variant-numeric:tabular-nums}
+th,td{padding:.3rem .7rem;text-align:right;vertical-align:top}
+th:first-child,td:first-child{text-align:left}
+thead th{border-top:2px solid #222;border-bottom:1px solid #222}
+tbody:last-child tr:last-child td{border-bottom:2px solid #222}
+tr.task th{text-align:left;font-style:italic;font-weight:600;background:#f3f3f3;border-bottom:1px solid #bbb}
+tr.task span{font-style:normal;font-weight:400;color:#555;margin-left:.6rem}
+td small{display:block;color:#666;font-size:.72rem;white-space:nowrap}
+td small .up{color:#1a7f37}td small .down{color:#b42318}
+.note{background:#f8f8f8;border-left:3px solid #999;padding:.5rem 1rem;font-size:.9rem}
+code{font-size:.85rem}
+"""
+
+HOW_TO_READ = (
+    "Rows are systems (base model, SFT, then RL algorithms), columns metrics on a 0-100 scale "
+    "(higher is better). Under each value: the relative change in percent of the base model's "
+    "value and of the SFT model's value (n/a where that value is 0). Bold: best value per "
+    "column within a task. The main table uses the report's decoding; the other decodings follow."
+)
+
+
+def _change(ref: str, c: float | None) -> str:
+    cls = "" if c is None else (' class="up"' if c > 0 else ' class="down"' if c < 0 else "")
+    return f"<span{cls}>{escape(fmt_change(c))}</span> vs {escape(system_name(ref))}"
+
+
+def _cell(c: Cell) -> str:
+    value = escape(fmt_value(c.value))
+    if c.best:
+        value = f"<b>{value}</b>"
+    if c.changes:
+        value += "<small>" + ", ".join(_change(ref, x) for ref, x in c.changes) + "</small>"
+    return f"<td>{value}</td>"
+
+
+def table_html(t: Table) -> str:
+    head = "".join(f"<th>{escape(metric_name(m))}</th>" for m in t.metrics)
+    parts = [f"<h2>{escape(t.title)}</h2>", "<table>", f"<thead><tr><th>System</th>{head}</tr></thead>"]
+    for b in t.blocks:
+        note = f"<span>{escape(b.note)}</span>" if b.note else ""
+        parts.append(f'<tbody><tr class="task"><th colspan="{len(t.metrics) + 1}">{escape(task_name(b.task))}{note}</th></tr>')
+        for s, cells in b.rows:
+            parts.append(f"<tr><td>{escape(system_name(s))}</td>{''.join(_cell(c) for c in cells)}</tr>")
+        parts.append("</tbody>")
+    parts.append("</table>")
+    return "\n".join(parts)
+
+
+def to_html(title: str, tables: list[Table], sources: list[Result]) -> str:
+    """The whole page: title, how-to-read note, tables, source files with their config hashes."""
+    items = "\n".join(
+        f"<li><code>{escape(str(r.path))}</code> — {escape(r.task)} / {escape(system_name(r.system))}, "
+        f"config <code>{escape(r.config_hash)}</code></li>"
+        for r in sources
+    )
+    body = "\n".join(table_html(t) for t in tables)
+    return (
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{escape(title)}</title>\n'
+        f"<style>{CSS}</style>\n</head>\n<body>\n<h1>{escape(title)}</h1>\n"
+        f'<p class="note"><b>How to read.</b> {escape(HOW_TO_READ)}</p>\n{body}\n'
+        f"<h2>Sources</h2>\n<ul>\n{items}\n</ul>\n</body>\n</html>\n"
+    )

@@ -1,0 +1,79 @@
+"""Reading and validating the evaluate stage's ``metrics.json`` files.
+
+Format (metric values on a 0-100 scale; a missing or null metric is shown as "—")::
+
+    {"task": "sqa", "system": "grpo", "n": 60, "seed": 0, "config_hash": "ab12...",
+     "decodings": {"greedy": {"bleu": 41.2, ...}, "sampled": {...}}}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from speechrl.io import read_json
+
+REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "task": str, "system": str, "n": int, "seed": int, "config_hash": str, "decodings": dict,
+}
+
+
+@dataclass(frozen=True)
+class Result:
+    """One (task, system) evaluation: metric values per decoding."""
+
+    path: Path
+    task: str
+    system: str
+    n: int
+    seed: int
+    config_hash: str
+    decodings: dict[str, dict[str, float | None]]
+
+
+def load_result(path: str | Path) -> Result:
+    """Parse one ``metrics.json``; a bad format is a ``ValueError`` naming the file and key."""
+    path = Path(path)
+    data = read_json(path)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    for key, tp in REQUIRED.items():
+        if key not in data:
+            raise ValueError(f"{path}: missing key '{key}'")
+        if not isinstance(data[key], tp) or isinstance(data[key], bool):
+            raise ValueError(f"{path}: key '{key}' must be {getattr(tp, '__name__', tp)}, got {data[key]!r}")
+    decodings: dict[str, dict[str, float | None]] = {}
+    for dec, values in data["decodings"].items():
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: key 'decodings.{dec}' must map metric names to numbers, got {values!r}")
+        decodings[dec] = {}
+        for metric, v in values.items():
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise ValueError(f"{path}: key 'decodings.{dec}.{metric}' must be a number or null, got {v!r}")
+            decodings[dec][metric] = None if v is None else float(v)
+    return Result(path, data["task"], data["system"], data["n"], data["seed"], data["config_hash"], decodings)
+
+
+def load_results(paths: list[Path]) -> list[Result]:
+    """Load every file; two files for the same (task, system) are an error naming both."""
+    if not paths:
+        raise ValueError("no metrics files given to the report")
+    seen: dict[tuple[str, str], Path] = {}
+    results = []
+    for p in paths:
+        r = load_result(p)
+        key = (r.task, r.system)
+        if key in seen:
+            raise ValueError(f"two metrics files for task '{r.task}', system '{r.system}': {seen[key]} and {r.path}")
+        seen[key] = r.path
+        results.append(r)
+    return results
+
+
+def as_grid(results: list[Result], decoding: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """``task -> system -> metric -> value`` for one decoding (a system without it maps to {})."""
+    grid: dict[str, dict[str, dict[str, Any]]] = {}
+    for r in results:
+        grid.setdefault(r.task, {})[r.system] = dict(r.decodings.get(decoding, {}))
+    return grid

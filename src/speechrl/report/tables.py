@@ -1,0 +1,176 @@
+"""Paper-style result tables: the table model, and its Markdown and LaTeX renderings.
+
+A :class:`Table` has one :class:`Block` per task; rows are systems, columns metrics. Every cell
+of a non-base row carries its relative change (in percent of the reference value) vs the base
+model and, for rows other than SFT, vs SFT. The best value (2 decimals) per column and task is
+marked. Layout after Table 1 of "Advancing Speech Understanding in Speech-Aware Language
+Models with GRPO" (Elmakies et al., 2025).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+METRIC_NAMES = {
+    "bleu": "BLEU", "chrf": "chrF", "rouge_l": "ROUGE-L", "meteor": "METEOR",
+    "bertscore": "BERTScore", "exact_match": "EM",
+}
+TASK_NAMES = {"sqa": "Spoken QA (SQA)", "ast": "Speech translation En→De (AST)"}
+SYSTEM_NAMES = {"base": "Base", "sft": "SFT"}
+MISSING = "—"
+LEGEND = "Cells: value (relative change vs base / vs SFT; the SFT row: vs base only). Best per column and task in bold."
+
+
+def metric_name(m: str) -> str:
+    return METRIC_NAMES.get(m, m)
+
+
+def task_name(t: str) -> str:
+    return TASK_NAMES.get(t, t)
+
+
+def system_name(s: str) -> str:
+    """``base`` -> Base, ``sft`` -> SFT, RL algorithms upper-cased (grpo -> GRPO)."""
+    return SYSTEM_NAMES.get(s, s.upper())
+
+
+@dataclass(frozen=True)
+class Cell:
+    value: float | None
+    changes: tuple[tuple[str, float | None], ...] = ()
+    """(reference system, relative change in %); None = n/a (reference 0 or missing)."""
+    best: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"value": self.value, "best": self.best}
+        out.update({f"vs_{ref}_pct": None if c is None else round(c, 4) for ref, c in self.changes})
+        return out
+
+
+@dataclass(frozen=True)
+class Block:
+    task: str
+    note: str
+    rows: tuple[tuple[str, tuple[Cell, ...]], ...]
+
+
+@dataclass(frozen=True)
+class Table:
+    key: str
+    title: str
+    metrics: tuple[str, ...]
+    blocks: tuple[Block, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            b.task: {s: {m: c.to_dict() for m, c in zip(self.metrics, cells)} for s, cells in b.rows}
+            for b in self.blocks
+        }
+
+
+def rel_change(value: float, ref: float | None) -> float | None:
+    """``100 * (value - ref) / ref``; None when ``ref`` is missing or 0."""
+    if ref is None or ref == 0:
+        return None
+    return 100.0 * (value - ref) / abs(ref)
+
+
+def fmt_value(v: float | None) -> str:
+    return MISSING if v is None else f"{v:.2f}"
+
+
+def fmt_change(c: float | None) -> str:
+    return "n/a" if c is None else f"{c:+.1f}%"
+
+
+def order_systems(present: list[str], system_order: list[str]) -> list[str]:
+    """``system_order`` first (those present), then the other systems alphabetically."""
+    return [s for s in system_order if s in present] + sorted(s for s in present if s not in system_order)
+
+
+def build_block(task: str, rows: dict[str, dict[str, float | None]], system_order: list[str], metrics: list[str], note: str) -> Block:
+    """One task's rows: values, relative changes vs base/SFT, best per column."""
+    systems = order_systems(list(rows), system_order)
+    best = {}
+    for m in metrics:
+        vals = [round(v, 2) for s in systems if (v := rows[s].get(m)) is not None]
+        best[m] = max(vals) if vals else None
+    out = []
+    for s in systems:
+        cells = []
+        for m in metrics:
+            v = rows[s].get(m)
+            if v is None:
+                cells.append(Cell(None))
+                continue
+            refs = [r for r in ("base", "sft") if r in rows and r != s and not (s == "base" and r == "sft")]
+            changes = tuple((r, rel_change(v, rows[r].get(m))) for r in refs)
+            cells.append(Cell(v, changes, best[m] is not None and round(v, 2) == best[m]))
+        out.append((s, tuple(cells)))
+    return Block(task, note, tuple(out))
+
+
+def build_table(key: str, title: str, grid: dict[str, dict[str, dict[str, Any]]], system_order: list[str], metrics: list[str], notes: dict[str, str]) -> Table:
+    """A table from ``task -> system -> metric -> value`` (tasks in the grid's order)."""
+    blocks = tuple(build_block(t, rows, system_order, metrics, notes.get(t, "")) for t, rows in grid.items())
+    return Table(key, title, tuple(metrics), blocks)
+
+
+# --------------------------------------------------------------------------------- Markdown
+def _md_cell(c: Cell) -> str:
+    text = fmt_value(c.value)
+    if c.best:
+        text = f"**{text}**"
+    if c.changes:
+        text += " (" + " / ".join(fmt_change(x) for _, x in c.changes) + ")"
+    return text
+
+
+def to_markdown(t: Table) -> str:
+    lines = [f"## {t.title}", "", LEGEND, ""]
+    for b in t.blocks:
+        lines += [f"### {task_name(b.task)}" + (f" — {b.note}" if b.note else ""), ""]
+        lines.append("| System | " + " | ".join(metric_name(m) for m in t.metrics) + " |")
+        lines.append("|---|" + "---:|" * len(t.metrics))
+        for s, cells in b.rows:
+            lines.append(f"| {system_name(s)} | " + " | ".join(_md_cell(c) for c in cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------- LaTeX
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+        "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+        "→": r"$\rightarrow$", "—": "---"}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in text)
+
+
+def _tex_cell(c: Cell) -> str:
+    value = fmt_value(c.value)
+    value = rf"\textbf{{{value}}}" if c.best else tex_escape(value)
+    if not c.changes:
+        return value
+    changes = tex_escape(" / ".join(fmt_change(x) for _, x in c.changes))
+    return rf"\begin{{tabular}}[t]{{@{{}}r@{{}}}}{value}\\{{\scriptsize {changes}}}\end{{tabular}}"
+
+
+def to_latex(t: Table) -> str:
+    ncol = len(t.metrics) + 1
+    lines = [
+        f"% {tex_escape(t.title)} (needs \\usepackage{{booktabs}})",
+        r"\begin{table}[t]", r"\centering", r"\small",
+        rf"\caption{{{tex_escape(t.title)}. {tex_escape(LEGEND)}}}",
+        rf"\begin{{tabular}}{{l{'r' * len(t.metrics)}}}", r"\toprule",
+        "System & " + " & ".join(tex_escape(metric_name(m)) for m in t.metrics) + r" \\",
+    ]
+    for b in t.blocks:
+        head = rf"\textit{{{tex_escape(task_name(b.task))}}}" + (f", {tex_escape(b.note)}" if b.note else "")
+        lines += [r"\midrule", rf"\multicolumn{{{ncol}}}{{l}}{{{head}}} \\", r"\midrule"]
+        for s, cells in b.rows:
+            lines.append(tex_escape(system_name(s)) + " & " + " & ".join(_tex_cell(c) for c in cells) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    return "\n".join(lines)

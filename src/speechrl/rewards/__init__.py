@@ -1,0 +1,16 @@
+"""Rewards and evaluation metrics: one :class:`Scorer` per metric, shared by RL and evaluation.
+
+    from speechrl.rewards import REWARDS, combine, score_corpus
+
+    REWARDS.get("bleu").sample(hyps, refs)            # [0.41, 0.0, ...] per sample, in [0, 1]
+    combine({"bleu": 1.0, "chrf": 0.5}, hyps, refs)   # (weighted totals, per-scorer scores)
+    score_corpus("bleu", hyps, refs)                  # corpus BLEU, 0-100 (metrics.json)
+
+``refs`` holds one list of references per sample; further dataset columns are keyword arguments.
+Registered: bleu, chrf, rouge_l, meteor, bertscore, exact_match (see :mod:`speechrl.rewards.text`).
+"""
+
+from speechrl.rewards import text as _text  # noqa: F401  (registers the text scorers)
+from speechrl.rewards.base import REWARDS, Scorer, check_inputs, combine, register, score_corpus, score_samples
+
+__all__ = ["REWARDS", "Scorer", "check_inputs", "combine", "register", "score_corpus", "score_samples"]

@@ -1,0 +1,1 @@
+"""Training loops: SFT, rollouts (sampling), the RL trainer loop, checkpoints."""

@@ -1,0 +1,15 @@
+# Data: synthesise (or, later, download) a task's spoken dataset into the one manifest format.
+
+
+rule data:
+    input:
+        cfg=CFG,
+        track=TRACK,
+    output:
+        directory(f"{R}/data/{{task}}"),
+    log:
+        "logs/data/{task}.log",
+    threads: config["data"]["synthetic"]["workers"]
+    shell:
+        "speechrl data --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
+        "--out {output} > {log} 2>&1"

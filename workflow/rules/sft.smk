@@ -1,0 +1,31 @@
+# The base model (tiny random-init, or a real checkpoint) and supervised fine-tuning per task.
+
+
+rule init_model:
+    input:
+        cfg=CFG,
+        track=TRACK,
+        data=expand(f"{R}/data/{{task}}", task=TASKS),
+    output:
+        directory(f"{R}/models/base"),
+    log:
+        "logs/init_model.log",
+    shell:
+        "speechrl init-model --config {input.cfg} --tracking {input.track} --data {input.data} "
+        "--out {output} > {log} 2>&1"
+
+
+rule sft:
+    input:
+        cfg=CFG,
+        track=TRACK,
+        data=f"{R}/data/{{task}}",
+        model=f"{R}/models/base",
+    output:
+        directory(f"{R}/sft/{{task}}"),
+    log:
+        "logs/sft/{task}.log",
+    threads: config["threads"]
+    shell:
+        "speechrl sft --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
+        "--data {input.data} --model {input.model}/model --out {output} > {log} 2>&1"
