@@ -155,7 +155,7 @@ class SFTConfig:
     grad_clip: float = opt(1.0, "Gradient-norm clip (0 disables).", ge=0)
     eval_every: int = opt(100, "Validate (loss) every N steps; the best checkpoint is kept.", ge=1)
     patience: int = opt(4, "Early stopping: stop after this many validations without improvement.", ge=1)
-    max_seconds: float = opt(0.0, "Wall-clock budget in seconds (0 = none); stops at the next validation past it.", ge=0)
+    max_seconds: float = opt(0.0, "Wall-clock budget in seconds (0 = none); stops at the next validation past it. Makes results depend on machine speed and load (not reproducible); prefer max_steps.", ge=0)
     log_every: int = opt(25, "One summary line every N steps.", ge=1)
 
 
@@ -385,7 +385,7 @@ def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 # -------------------------------------------------------------------------------------- schema
 def json_schema(cls: type = Config) -> dict[str, Any]:
-    """JSON schema (draft-07) of a config dataclass: description + default on every key."""
+    """JSON schema (draft 2020-12) of a config dataclass: description + default on every key."""
     hints = typing.get_type_hints(cls)
     props: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
@@ -449,7 +449,7 @@ def _type_schema(tp: Any, meta: dict[str, Any]) -> dict[str, Any]:
 
 def schema_yaml() -> str:
     header = "# Generated from src/speechrl/config.py by `speechrl schema`; do not edit by hand.\n"
-    schema = {"$schema": "http://json-schema.org/draft-07/schema#", **json_schema(Config)}
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **json_schema(Config)}
     return header + yaml.safe_dump(schema, sort_keys=False, width=120)
 
 

@@ -1,7 +1,7 @@
 """Progress for long stages: a live bar (steps, rate, ETA) plus a summary line every N steps.
 
-The bar goes to stderr (tqdm, refreshed at most every 2 s so logs stay short when redirected); the
-summary lines go through ``logging`` so they land in the job log and the console alike::
+The bar goes to stderr when it is a terminal (tqdm, refreshed at most every 2 s); the summary lines go
+through ``logging`` so they land in the job log (Snakemake redirects stderr there) and the console::
 
     with Progress(total=1500, desc="sft sqa", log_every=25) as p:
         for step in ...:
@@ -53,7 +53,7 @@ class Progress:
         self.n = 0
         self.start = time.perf_counter()
         self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, mininterval=2.0,
-                        dynamic_ncols=False, ncols=100, leave=False)
+                        dynamic_ncols=False, ncols=100, leave=False, disable=not sys.stderr.isatty())
 
     def __enter__(self) -> "Progress":
         return self

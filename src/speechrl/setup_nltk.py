@@ -1,7 +1,8 @@
-"""Make NLTK's WordNet (needed by METEOR) available offline from Debian's ``wordnet-base``.
+"""Make NLTK's WordNet (needed by METEOR) available offline from Debian's ``wordnet-base``
+and ``wordnet-sense-index``.
 
-NLTK's reader wants ``corpora/wordnet/{data,index}.*`` plus a ``lexnames`` file. Debian
-installs the WordNet 3.0 database under ``/usr/share/wordnet`` without ``lexnames``; its content
+NLTK's reader wants ``corpora/wordnet/{data,index}.*``, ``index.sense`` and a ``lexnames`` file.
+Debian installs the WordNet 3.0 database under ``/usr/share/wordnet`` without ``lexnames``; its content
 is the fixed table of 45 lexicographer files (lexnames(5WN)), written here. Files are copied, not
 symlinked (NLTK rejects symlinked corpora in zip-less mode on some versions).
 
@@ -31,12 +32,12 @@ _SYNTACTIC = {"adj": 3, "adv": 4, "noun": 1, "verb": 2}
 def install(dest: Path) -> Path:
     """Copy WordNet into ``dest/corpora/wordnet`` and return that folder."""
     target = dest / "corpora" / "wordnet"
-    if (target / "lexnames").exists() and (target / "data.noun").exists():
+    if all((target / f).exists() for f in ("lexnames", "data.noun", "index.sense")):
         return target
-    if not (DEBIAN_WORDNET / "data.noun").exists():
+    if not all((DEBIAN_WORDNET / f).exists() for f in ("data.noun", "index.sense")):
         raise SystemExit(
-            f"WordNet not found at {DEBIAN_WORDNET}: install Debian's 'wordnet-base' "
-            "(scripts/setup.sh does) to enable METEOR."
+            f"WordNet not found at {DEBIAN_WORDNET}: install Debian's 'wordnet-base' and "
+            "'wordnet-sense-index' (scripts/setup.sh does) to enable METEOR."
         )
     tmp = target.with_name("wordnet.tmp")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from speechrl.registry import UnknownNameError
-from speechrl.rewards import REWARDS, Scorer, combine, score_corpus, score_samples
+from speechrl.rewards import REWARDS, Scorer, combine, score_both, score_corpus, score_samples
 from speechrl.rewards import text as T
 
 TEXT = ["bleu", "chrf", "rouge_l", "meteor", "bertscore", "exact_match"]
@@ -109,6 +109,8 @@ def test_exact_match_normaliser() -> None:
     em = REWARDS.get("exact_match").sample(["the eiffel tower.", "Paris", "?!"], [["The Eiffel Tower"], ["Lyon", "paris!"], ["!?"]])
     assert em == [1.0, 1.0, 0.0]
     assert score_corpus("exact_match", ["a", "b"], [["a"], ["c"]]) == pytest.approx(50.0)
+    assert score_both("exact_match", ["a", "b"], [["a"], ["c"]]) == (pytest.approx(50.0), [1.0, 0.0])
+    assert score_both("bleu", SYS, PER_SAMPLE)[0] == pytest.approx(48.53, abs=0.005)
 
 
 def test_combine_weights_and_none() -> None:

@@ -1,11 +1,11 @@
-# Shared names, the resolved config and the MLflow pipeline run every job nests under.
-import json
+# Shared names and input functions (no rules here).
 
 R = config["results_dir"]
 TASKS = config["data"]["tasks"]
 ALGOS = config["rl"]["algorithms"]
 SYSTEMS = config["report"]["systems"] + ALGOS
 CFG = f"{R}/config.yaml"
+ENV = "../../envs/speechrl.yaml"  # conda env for --use-conda (relative to this folder)
 TRACK = f"{R}/tracking/pipeline.json"
 
 
@@ -15,23 +15,9 @@ wildcard_constraints:
     system="|".join(SYSTEMS),
 
 
-rule resolve_config:
-    output:
-        CFG,
-    params:
-        cfg=json.dumps(config, sort_keys=True),
-    log:
-        "logs/resolve_config.log",
-    shell:
-        "speechrl resolve-config --json {params.cfg:q} --out {output} > {log} 2>&1"
-
-
-rule tracking_init:
-    input:
-        CFG,
-    output:
-        TRACK,
-    log:
-        "logs/tracking_init.log",
-    shell:
-        "speechrl tracking-init --config {input} --out {output} > {log} 2>&1"
+def system_model(wildcards):
+    if wildcards.system == "base":
+        return f"{R}/models/base"
+    if wildcards.system == "sft":
+        return f"{R}/sft/{wildcards.task}"
+    return f"{R}/rl/{wildcards.task}/{wildcards.system}"

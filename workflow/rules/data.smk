@@ -7,6 +7,8 @@ rule data:
         track=TRACK,
     output:
         directory(f"{R}/data/{{task}}"),
+    conda:
+        ENV
     log:
         "logs/data/{task}.log",
     threads: config["data"]["synthetic"]["workers"]

@@ -1,14 +1,6 @@
 # Evaluation of every system (base, SFT, each RL algorithm) on each task's test split.
 
 
-def system_model(wildcards):
-    if wildcards.system == "base":
-        return f"{R}/models/base"
-    if wildcards.system == "sft":
-        return f"{R}/sft/{wildcards.task}"
-    return f"{R}/rl/{wildcards.task}/{wildcards.system}"
-
-
 rule evaluate:
     input:
         cfg=CFG,
@@ -18,6 +10,8 @@ rule evaluate:
     output:
         metrics=f"{R}/eval/{{task}}/{{system}}/metrics.json",
         samples=f"{R}/eval/{{task}}/{{system}}/samples.jsonl",
+    conda:
+        ENV
     log:
         "logs/evaluate/{task}/{system}.log",
     threads: config["threads"]

@@ -10,6 +10,8 @@ rule report:
         html=f"{R}/report/index.html",
         md=f"{R}/report/tables.md",
         tex=f"{R}/report/tables.tex",
+    conda:
+        ENV
     log:
         "logs/report.log",
     params:

@@ -9,6 +9,8 @@ rule rl:
         model=f"{R}/sft/{{task}}",
     output:
         directory(f"{R}/rl/{{task}}/{{algo}}"),
+    conda:
+        ENV
     log:
         "logs/rl/{task}/{algo}.log",
     threads: config["threads"]

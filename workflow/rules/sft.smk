@@ -8,6 +8,8 @@ rule init_model:
         data=expand(f"{R}/data/{{task}}", task=TASKS),
     output:
         directory(f"{R}/models/base"),
+    conda:
+        ENV
     log:
         "logs/init_model.log",
     shell:
@@ -23,6 +25,8 @@ rule sft:
         model=f"{R}/models/base",
     output:
         directory(f"{R}/sft/{{task}}"),
+    conda:
+        ENV
     log:
         "logs/sft/{task}.log",
     threads: config["threads"]

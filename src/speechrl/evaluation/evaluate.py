@@ -16,7 +16,7 @@ from speechrl.config import Config
 from speechrl.models.build import Model
 from speechrl.models.processor import SpeechProcessor
 from speechrl.progress import Progress
-from speechrl.rewards import REWARDS, score_corpus
+from speechrl.rewards import score_both
 from speechrl.training.data import Sample
 from speechrl.training.rollout import sample
 
@@ -56,8 +56,7 @@ def evaluate(cfg: Config, model: Model, proc: SpeechProcessor, samples: list[Sam
         timing[f"decode_{mode}_s"] = time.perf_counter() - t0
         metrics[mode] = {}
         for name in cfg.evaluate.metrics:
-            metrics[mode][name] = score_corpus(name, hyps, refs)
-            per = REWARDS.get(name).sample(hyps, refs)
+            metrics[mode][name], per = score_both(name, hyps, refs)
             for row, h, v in zip(rows, hyps, per):
                 row["outputs"][mode] = h
                 row["scores"].setdefault(mode, {})[name] = v

@@ -1,6 +1,6 @@
 """Reading and validating the evaluate stage's ``metrics.json`` files.
 
-Format (metric values on a 0-100 scale; a missing or null metric is shown as "—")::
+Format (metric values on a 0-100 scale; a missing, null or NaN metric is shown as "—")::
 
     {"task": "sqa", "system": "grpo", "n": 60, "seed": 0, "config_hash": "ab12...",
      "decodings": {"greedy": {"bleu": 41.2, ...}, "sampled": {...}}}
@@ -8,6 +8,7 @@ Format (metric values on a 0-100 scale; a missing or null metric is shown as "�
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +52,7 @@ def load_result(path: str | Path) -> Result:
         for metric, v in values.items():
             if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
                 raise ValueError(f"{path}: key 'decodings.{dec}.{metric}' must be a number or null, got {v!r}")
-            decodings[dec][metric] = None if v is None else float(v)
+            decodings[dec][metric] = None if v is None or not math.isfinite(v) else float(v)  # NaN: not scored
     return Result(path, data["task"], data["system"], data["n"], data["seed"], data["config_hash"], decodings)
 
 

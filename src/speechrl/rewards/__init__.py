@@ -11,6 +11,6 @@ Registered: bleu, chrf, rouge_l, meteor, bertscore, exact_match (see :mod:`speec
 """
 
 from speechrl.rewards import text as _text  # noqa: F401  (registers the text scorers)
-from speechrl.rewards.base import REWARDS, Scorer, check_inputs, combine, register, score_corpus, score_samples
+from speechrl.rewards.base import REWARDS, Scorer, check_inputs, combine, register, score_both, score_corpus, score_samples
 
-__all__ = ["REWARDS", "Scorer", "check_inputs", "combine", "register", "score_corpus", "score_samples"]
+__all__ = ["REWARDS", "Scorer", "check_inputs", "combine", "register", "score_both", "score_corpus", "score_samples"]

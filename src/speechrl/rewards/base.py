@@ -98,8 +98,22 @@ def score_corpus(name: str, hyps: Sequence[str], refs: Refs, **columns: Any) -> 
     check_columns(scorer, len(hyps), columns)
     if scorer.corpus is not None:
         return float(scorer.corpus(list(hyps), checked))
-    scores = [s for s in scorer.sample(list(hyps), checked, **columns) if s is not None]
-    return 100.0 * math.fsum(scores) / len(scores) if scores else math.nan
+    return _mean100(scorer.sample(list(hyps), checked, **columns))
+
+
+def score_both(name: str, hyps: Sequence[str], refs: Refs, **columns: Any) -> tuple[float, list[float | None]]:
+    """``(score_corpus(...), score_samples(...))`` with the per-sample scores computed only once."""
+    scorer = REWARDS.get(name)
+    checked = check_inputs(hyps, refs)
+    check_columns(scorer, len(hyps), columns)
+    per = scorer.sample(list(hyps), checked, **columns)
+    corpus = float(scorer.corpus(list(hyps), checked)) if scorer.corpus is not None else _mean100(per)
+    return corpus, per
+
+
+def _mean100(scores: list[float | None]) -> float:
+    vals = [s for s in scores if s is not None]
+    return 100.0 * math.fsum(vals) / len(vals) if vals else math.nan
 
 
 def combine(

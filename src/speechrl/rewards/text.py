@@ -30,7 +30,7 @@ BatchFn = Callable[[list[str], list[list[str]]], list[float]]
 
 BLEU_TOKENIZE = "13a"
 BERTSCORE_MODEL_ENV = "SPEECHRL_BERTSCORE_MODEL"
-BERTSCORE_BATCH = 64  # pairs per forward pass; 64 was fastest on 2 CPU cores
+BERTSCORE_BATCH = 64  # sentences per forward pass (bert_score sorts by length, so padding stays small)
 
 
 def _text_sample(fn: BatchFn) -> SampleFn:
@@ -128,31 +128,24 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 @functools.lru_cache(maxsize=1)
 def wordnet() -> Any:
-    """NLTK's WordNet reader, found in ``$NLTK_DATA`` or ``<sys.prefix>/nltk_data``.
-
-    The reader skips NLTK's WordNet-version remapping (which needs ``index.sense``, absent from
-    Debian's copy); the data is WordNet 3.0, so there is nothing to remap."""
+    """NLTK's WordNet 3.0 reader, found in ``$NLTK_DATA`` or ``<sys.prefix>/nltk_data``
+    (put there from Debian's packages by ``python -m speechrl.setup_nltk``; never downloaded)."""
     import nltk
-    from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
     extra = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
     for p in [*extra, os.path.join(sys.prefix, "nltk_data")][::-1]:
         if p not in nltk.data.path:
             nltk.data.path.insert(0, p)
-
-    class WordNet30(WordNetCorpusReader):  # type: ignore[misc]
-        def map_wn(self, version: str = "wordnet") -> None:
-            return None
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
     try:
-        root = nltk.data.find("corpora/wordnet")
         with warnings.catch_warnings():  # "multilingual functions are not available": not needed
             warnings.simplefilter("ignore")
-            reader = WordNet30(root, None)
-        reader.synsets("dog")
+            wn = WordNetCorpusReader(nltk.data.find("corpora/wordnet"), None)
+        wn.synsets("dog")
     except (LookupError, OSError) as e:
         raise RuntimeError(f"{WORDNET_HELP} (searched {nltk.data.path}; {type(e).__name__})") from None
-    return reader
+    return wn
 
 
 def meteor_tokens(text: str) -> list[str]:

@@ -1,0 +1,66 @@
+"""Shared fixtures: a tiny config, a tiny synthetic dataset and a tiny saved model (built once per session)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
+
+TINY_MODEL = {"vocab_size": 320, "hidden_size": 32, "num_layers": 1, "num_heads": 2, "intermediate_size": 64,
+              "encoder_hidden_size": 32, "encoder_layers": 1, "encoder_heads": 2, "encoder_context": 16}
+
+
+def tiny_dict(results: Path) -> dict:
+    return {
+        "name": "test", "results_dir": str(results),
+        "data": {"synthetic": {"n_train": 12, "n_valid": 4, "n_test": 4}},
+        "model": {"tiny": dict(TINY_MODEL)},
+        "sft": {"max_steps": 4, "batch_size": 4, "eval_every": 2, "warmup_steps": 1, "log_every": 2},
+        "rl": {"steps": 2, "prompts_per_step": 2, "group_size": 4, "max_new_tokens": 6, "log_every": 1},
+        "evaluate": {"max_new_tokens": 6, "batch_size": 4, "metrics": ["bleu", "chrf", "exact_match"]},
+        "tracking": {"enabled": False},
+    }
+
+
+@pytest.fixture
+def tiny_cfg(tmp_path: Path):
+    from speechrl.config import parse_config
+
+    return parse_config(tiny_dict(tmp_path / "results"))
+
+
+@pytest.fixture(scope="session")
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("speechrl")
+
+
+@pytest.fixture(scope="session")
+def tiny_data(session_dir: Path) -> dict[str, Path]:
+    """Both synthetic tasks, 12/4/4 utterances each."""
+    from speechrl.config import parse_config
+    from speechrl.data.synthetic import build_synthetic
+
+    cfg = parse_config(tiny_dict(session_dir / "results"))
+    return {t: (build_synthetic(t, cfg, session_dir / "data" / t), session_dir / "data" / t)[1] for t in ("sqa", "ast")}
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(session_dir: Path, tiny_data: dict[str, Path]) -> Path:
+    """A tiny random-init Granite Speech + tokenizer saved with save_pretrained."""
+    from speechrl.config import parse_config
+    from speechrl.data.manifest import read_manifest
+    from speechrl.models.build import build_tiny, save
+
+    cfg = parse_config(tiny_dict(session_dir / "results"))
+    texts = [t for d in tiny_data.values() for ex in read_manifest(d / "train.jsonl") for t in (ex.prompt, *ex.references)]
+    model, proc = build_tiny(cfg, texts)
+    out = session_dir / "models" / "base"
+    save(model, proc, out)
+    return out

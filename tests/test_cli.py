@@ -1,0 +1,93 @@
+"""The CLI on bad input: one clear line naming the file / line / key, exit status 2, earlier outputs intact."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import yaml
+
+from speechrl.cli import main
+from speechrl.config import dump_config, parse_config
+
+from conftest import tiny_dict
+
+
+def _run(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    return e.value.code, capsys.readouterr().err
+
+
+@pytest.fixture
+def cfg_file(tmp_path):
+    p = tmp_path / "config.yaml"
+    p.write_text(dump_config(parse_config(tiny_dict(tmp_path / "results"))))
+    return p
+
+
+@pytest.fixture
+def broken_data(tmp_path, tiny_data):
+    d = tmp_path / "data"
+    shutil.copytree(tiny_data["sqa"], d)
+    return d
+
+
+def _sft(cfg_file, data, model, out):
+    return ["sft", "--config", str(cfg_file), "--task", "sqa", "--data", str(data), "--model", str(model / "model" if (model / "model").exists() else model), "--out", str(out)]
+
+
+def test_corrupt_audio_names_file_and_id_and_keeps_previous_output(cfg_file, broken_data, tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "sft"
+    out.mkdir()
+    (out / "previous.txt").write_text("keep me")
+    rows = [json.loads(line) for line in (broken_data / "train.jsonl").read_text().splitlines()]
+    (broken_data / rows[2]["audio"]).write_bytes(b"not a wav at all")
+    code, err = _run(_sft(cfg_file, broken_data, tiny_model_dir, out), capsys)
+    assert code == 2
+    assert "cannot decode audio" in err and rows[2]["audio"] in err and f"id={rows[2]['id']}" in err
+    assert (out / "previous.txt").read_text() == "keep me"
+
+
+def test_missing_audio_and_wrong_rate(cfg_file, broken_data, tiny_model_dir, tmp_path, capsys):
+    import numpy as np
+    import soundfile as sf
+
+    rows = [json.loads(line) for line in (broken_data / "train.jsonl").read_text().splitlines()]
+    (broken_data / rows[0]["audio"]).unlink()
+    code, err = _run(_sft(cfg_file, broken_data, tiny_model_dir, tmp_path / "o1"), capsys)
+    assert code == 2 and "audio file not found" in err and rows[0]["audio"] in err
+    sf.write(broken_data / rows[0]["audio"], np.zeros(8000), 8000)
+    code, err = _run(_sft(cfg_file, broken_data, tiny_model_dir, tmp_path / "o2"), capsys)
+    assert code == 2 and "sample rate 8000 Hz, expected 16000 Hz" in err
+    sf.write(broken_data / rows[0]["audio"], np.zeros(0), 16000)
+    code, err = _run(_sft(cfg_file, broken_data, tiny_model_dir, tmp_path / "o3"), capsys)
+    assert code == 2 and "audio is empty" in err
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
+
+
+def test_manifest_missing_field_names_line(cfg_file, broken_data, tiny_model_dir, tmp_path, capsys):
+    lines = (broken_data / "valid.jsonl").read_text().splitlines()
+    row = json.loads(lines[1])
+    del row["references"]
+    lines[1] = json.dumps(row)
+    (broken_data / "valid.jsonl").write_text("\n".join(lines) + "\n")
+    code, err = _run(_sft(cfg_file, broken_data, tiny_model_dir, tmp_path / "o"), capsys)
+    assert code == 2 and f"{broken_data / 'valid.jsonl'}:2: missing field(s) references (id={row['id']})" in err
+
+
+def test_bad_config_and_unknown_algorithm(tmp_path, capsys, tiny_data, tiny_model_dir, cfg_file):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"rl": {"rewards": {"bleu": "high"}}}))
+    code, err = _run(["resolve-config", "--config", str(bad), "--out", str(tmp_path / "r.yaml")], capsys)
+    assert code == 2 and "bad.yaml: rl.rewards.bleu: expected float, got str 'high'" in err
+    assert not (tmp_path / "r.yaml").exists()
+    code, err = _run(["rl", "--config", str(cfg_file), "--task", "sqa", "--algo", "gspo2", "--data", str(tiny_data["sqa"]),
+                      "--model", str(tiny_model_dir), "--out", str(tmp_path / "rl")], capsys)
+    assert code == 2 and "unknown algorithm preset 'gspo2'; valid: " in err
+
+
+def test_resolve_config_json_matches_file(tmp_path, cfg_file):
+    main(["resolve-config", "--json", json.dumps(yaml.safe_load(cfg_file.read_text())), "--out", str(tmp_path / "r.yaml")])
+    assert (tmp_path / "r.yaml").read_text() == cfg_file.read_text()

@@ -1,0 +1,84 @@
+"""Config parsing: defaults, unknown keys, types, bounds, registry names, cross-field checks, schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from speechrl.config import Config, ConfigError, load_config, parse_config, schema_yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_defaults_and_embedded_config_parse():
+    cfg = load_config(ROOT / "config" / "config.yaml")
+    assert isinstance(cfg, Config)
+    assert cfg.rl.group_size == 8 and cfg.rl.rewards == {"bleu": 1.0}
+    assert parse_config({}).sft.batch_size == 16
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ({"sft": {"lrate": 1.0}}, "unknown config key 'sft.lrate'; valid keys here: max_steps"),
+        ({"sft": {"lr": "fast"}}, "sft.lr: expected float, got str 'fast'"),
+        ({"sft": {"batch_size": 1.5}}, "sft.batch_size: expected int"),
+        ({"sft": {"batch_size": True}}, "sft.batch_size: expected int, got bool"),
+        ({"rl": {"group_size": 1}}, "rl.group_size: 1 must be >= 2"),
+        ({"rl": {"algorithms": ["gpro"]}}, "rl.algorithms[0]: unknown value 'gpro'; valid choices: dr_grpo, grpo (did you mean 'grpo'?)"),
+        ({"rl": {"rewards": {"blue": 1.0}}}, "rl.rewards.blue: unknown value 'blue'; valid choices: "),
+        ({"evaluate": {"metrics": ["bleu", "wer2"]}}, "evaluate.metrics[1]: unknown value 'wer2'"),
+        ({"data": {"tasks": ["asr"]}}, "data.tasks[0]: unknown value 'asr'; valid choices: sqa, ast"),
+        ({"data": "x"}, "data: expected a mapping"),
+        ({"model": {"tiny": {"hidden_size": 30, "num_heads": 4}}}, "not divisible by model.tiny.num_heads=4"),
+        ({"report": {"decoding": "greedy"}, "evaluate": {"decodings": ["sampled"]}}, "add it there or change report.decoding"),
+        ({"rl": {"rewards": {}}}, "rl.rewards is empty"),
+    ],
+)
+def test_bad_values_name_the_key_and_choices(data, needle):
+    with pytest.raises(ConfigError) as e:
+        parse_config(data)
+    assert needle in str(e.value)
+
+
+def test_load_config_merges_files_and_names_the_file(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(yaml.safe_dump({"sft": {"lr": 0.1, "batch_size": 2}}))
+    b.write_text(yaml.safe_dump({"sft": {"lr": 0.2}}))
+    cfg = load_config(a, b)
+    assert (cfg.sft.lr, cfg.sft.batch_size) == (0.2, 2)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sft: {lr: [1}\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_hash_is_stable_and_sensitive():
+    assert parse_config({}).hash() == parse_config({}).hash()
+    assert parse_config({}).hash() != parse_config({"seed": 1}).hash()
+
+
+def test_committed_schema_is_current():
+    committed = (ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text()
+    assert committed == schema_yaml(), "run `make schema` (speechrl schema --out workflow/schemas/config.schema.yaml)"
+
+
+def test_schema_documents_every_key_and_validates_defaults():
+    import jsonschema
+
+    schema = yaml.safe_load(schema_yaml())
+
+    def walk(node, path):
+        for key, sub in node.get("properties", {}).items():
+            assert sub.get("description"), f"{path}{key} has no description"
+            assert "default" in sub, f"{path}{key} has no default"
+            walk(sub, f"{path}{key}.")
+
+    walk(schema, "")
+    jsonschema.validate(parse_config({}).to_dict(), schema)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"sft": {"lrate": 1}}, schema)

@@ -1,0 +1,98 @@
+"""A tiny end-to-end Snakemake run of the whole DAG, then the checks a user would make."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+JOBS = {"data": 2, "init_model": 1, "sft": 2, "rl": 2, "evaluate": 6}
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(ROOT / "tests" / "workflow" / "tiny.yaml"), "--cores", "2", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    wd = tmp_path_factory.mktemp("workflow")
+    p = snakemake(wd)
+    assert p.returncode == 0, p.stderr[-4000:]
+    return wd
+
+
+@pytest.mark.workflow
+def test_report_and_logs(run: Path):
+    report = run / "results" / "report"
+    html = (report / "index.html").read_text()
+    assert "GRPO" in html and "BLEU" in html and "SFT" in html
+    assert (report / "tables.md").exists() and "\\begin{tabular}" in (report / "tables.tex").read_text()
+    for stage, n in JOBS.items():
+        logs = list((run / "logs").rglob(f"*.log"))
+        assert logs, "no logs"
+    assert len(list((run / "logs").rglob("*.log"))) == sum(JOBS.values()) + 3  # + resolve_config, tracking_init, report
+
+
+@pytest.mark.workflow
+def test_every_job_writes_a_manifest_with_one_config_hash(run: Path):
+    manifests = [json.loads(p.read_text()) for p in (run / "results").rglob("manifest.json")]
+    assert sorted({m["stage"] for m in manifests}) == sorted([*JOBS, "report"])
+    assert len({m["config_hash"] for m in manifests}) == 1
+    for m in manifests:
+        assert m["versions"]["torch"].startswith("2.13.0") and m["seed"] == 0 and m["git"]["commit"]
+
+
+@pytest.mark.workflow
+def test_mlflow_runs_are_nested_under_one_pipeline_run(run: Path):
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{run / 'results' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("tiny")
+    runs = client.search_runs([exp.experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get("speechrl.stage") == "pipeline"]
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) == sum(JOBS.values()) and all(r.info.status == "FINISHED" for r in children)
+    rl = next(r for r in children if r.data.tags["speechrl.stage"] == "rl")
+    assert "reward/mean" in rl.data.metrics and rl.data.params["rl.group_size"] == "4"
+    history = client.get_metric_history(rl.info.run_id, "reward/mean")
+    assert [m.step for m in history] == [1, 2]
+    arts = {a.path for a in client.list_artifacts(rl.info.run_id)}
+    assert {"config.yaml", "manifest.json", "summary.json"} <= arts
+    ev = next(r for r in children if r.data.tags["speechrl.stage"] == "evaluate")
+    assert {"metrics.json", "samples.jsonl"} <= {a.path for a in client.list_artifacts(ev.info.run_id)}
+
+
+@pytest.mark.workflow
+def test_rerun_does_nothing_and_audit_is_clean(run: Path):
+    p = snakemake(run, "-n")
+    assert p.returncode == 0 and "Nothing to be done" in p.stdout + p.stderr
+    audit = subprocess.run([str(BIN / "speechrl"), "audit", "--results", "results"], cwd=run, capture_output=True, text=True)
+    assert audit.returncode == 0, audit.stdout
+    # tamper with a checkpoint: the audit names it
+    weights = next((run / "results" / "sft" / "sqa" / "model").glob("*.safetensors"))
+    original = weights.read_bytes()
+    weights.write_bytes(original + b"x")
+    try:
+        bad = subprocess.run([str(BIN / "speechrl"), "audit", "--results", "results"], cwd=run, capture_output=True, text=True)
+        assert bad.returncode == 1 and f"{weights.name} changed since the job ran" in bad.stdout
+    finally:
+        weights.write_bytes(original)
+
+
+def test_lint_and_dry_run_are_clean(tmp_path: Path):
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    lint = subprocess.run([str(BIN / "snakemake"), "--lint"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert lint.returncode == 0 and "Lints for" not in lint.stdout + lint.stderr
+    dry = snakemake(tmp_path, "-n")
+    assert dry.returncode == 0 and "total" in dry.stdout
