@@ -1,6 +1,6 @@
 # speechrl: data -> model -> SFT -> RL (one job per algorithm) -> evaluation -> report, tracked in MLflow.
-# Local:  snakemake --cores 2            Cluster: snakemake --profile workflow/profiles/slurm
-# Another suite: snakemake --cores 2 --configfile config/experiments/NAME.yaml
+# Local:  snakemake --cores 2   (or --profile workflow/profiles/local)
+# Another suite: snakemake --cores 2 --configfile my-suite.yaml
 from snakemake.utils import min_version, validate
 
 min_version("9.0")

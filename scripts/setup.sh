@@ -16,14 +16,18 @@ if [ "$need_apt" = 1 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $APT_PKGS >/dev/null
 fi
 
-stamp=".venv/.speechrl-$(cat envs/constraints.txt envs/requirements.txt pyproject.toml | sha256sum | cut -c1-16)"
+pip_install() {  # quiet pip; drops warnings about unreadable local index paths, keeps pip's exit status
+  .venv/bin/pip install -q "$@" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+}
+
+stamp=".venv/.speechrl-$(cat envs/constraints.txt envs/requirements.lock pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   echo "[setup] creating .venv with pinned dependencies (first run: a few minutes)"
   [ -x .venv/bin/python ] || python3 -m venv .venv
-  .venv/bin/pip install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
-  .venv/bin/pip install -q torch==2.13.0
-  PIP_CONSTRAINT="$ROOT/envs/constraints.txt" .venv/bin/pip install -q -r envs/requirements.txt
-  PIP_CONSTRAINT="$ROOT/envs/constraints.txt" .venv/bin/pip install -q --no-deps -e .
+  pip_install --upgrade pip
+  pip_install torch==2.13.0  # the CPU wheel; installed first so nothing pulls a CUDA build
+  PIP_CONSTRAINT="$ROOT/envs/constraints.txt" pip_install -r envs/requirements.lock
+  PIP_CONSTRAINT="$ROOT/envs/constraints.txt" pip_install --no-deps -e .
   .venv/bin/pip check
   rm -f .venv/.speechrl-*; touch "$stamp"
 fi

@@ -37,10 +37,12 @@ def test_report_and_logs(run: Path):
     html = (report / "index.html").read_text()
     assert "GRPO" in html and "BLEU" in html and "SFT" in html
     assert (report / "tables.md").exists() and "\\begin{tabular}" in (report / "tables.tex").read_text()
-    for stage, n in JOBS.items():
-        logs = list((run / "logs").rglob(f"*.log"))
-        assert logs, "no logs"
-    assert len(list((run / "logs").rglob("*.log"))) == sum(JOBS.values()) + 3  # + resolve_config, tracking_init, report
+    expected = {"resolve_config.log", "tracking_init.log", "init_model.log", "report.log", "data/sqa.log", "data/ast.log",
+                "sft/sqa.log", "sft/ast.log", "rl/sqa/grpo.log", "rl/ast/grpo.log",
+                *(f"evaluate/{t}/{s}.log" for t in ("sqa", "ast") for s in ("base", "sft", "grpo"))}
+    assert {str(p.relative_to(run / "logs")) for p in (run / "logs").rglob("*.log")} == expected
+    sft_log = (run / "logs" / "sft" / "sqa.log").read_text()
+    assert "[sft sqa] step 2/6 (33.3%)" in sft_log and "eta" in sft_log  # progress lines reach the job log
 
 
 @pytest.mark.workflow

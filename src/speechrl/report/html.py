@@ -41,7 +41,7 @@ def _cell(c: Cell) -> str:
     if c.best:
         value = f"<b>{value}</b>"
     if c.changes:
-        value += "<small>" + ", ".join(_change(ref, x) for ref, x in c.changes) + "</small>"
+        value += "".join(f"<small>{_change(ref, x)}</small>" for ref, x in c.changes)
     return f"<td>{value}</td>"
 
 

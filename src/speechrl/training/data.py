@@ -33,10 +33,13 @@ def load_split(data_dir: Path, split: str, proc: SpeechProcessor, sample_rate: i
     return out
 
 
-def collate(proc: SpeechProcessor, samples: list[Sample], with_answers: bool) -> dict[str, torch.Tensor]:
-    return proc.batch([s.features for s in samples], [s.n_audio for s in samples],
-                      [s.example.prompt for s in samples],
-                      [s.example.references[0] for s in samples] if with_answers else None)
+def collate(proc: SpeechProcessor, samples: list[Sample], with_answers: bool,
+            device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Model inputs for ``samples`` (labels = first reference when ``with_answers``), on ``device``."""
+    batch = proc.batch([s.features for s in samples], [s.n_audio for s in samples],
+                       [s.example.prompt for s in samples],
+                       [s.example.references[0] for s in samples] if with_answers else None)
+    return {k: v.to(device) for k, v in batch.items()}
 
 
 def batches(samples: list[Sample], batch_size: int, rng: random.Random) -> Iterator[list[Sample]]:

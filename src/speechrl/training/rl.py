@@ -54,7 +54,7 @@ def rl_step(cfg: Config, algo: Algorithm, policy: Model, ref: Model, proc: Speec
     rewards, metrics = rewards_for(cfg, roll.texts, prompts, g)
     failed = torch.isnan(rewards)
     adv, m_adv = ADVANTAGES.get(algo.advantage)(torch.nan_to_num(rewards, nan=0.0), g, **algo.advantage_opts)
-    adv = adv.masked_fill(failed, 0.0)
+    adv = adv.masked_fill(failed, 0.0).to(roll.completion_mask.device)
     mask = roll.completion_mask
     with torch.no_grad():
         ref_logp, _ = token_logp(ref, roll, rl.temperature)

@@ -38,7 +38,7 @@ def completion_mask(ids: torch.Tensor, eos_id: int) -> torch.Tensor:
 @torch.no_grad()
 def sample(model: Model, proc: SpeechProcessor, samples: list[Sample], group_size: int, *, do_sample: bool = True,
            temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 40) -> Rollout:
-    batch = collate(proc, samples, with_answers=False)
+    batch = collate(proc, samples, with_answers=False, device=model.device)
     batch.pop("position_ids")  # generate derives positions from the attention mask
     embeds = merged_embeds(model, batch)  # encoder once per prompt, not once per completion
     gen_kwargs = dict(do_sample=do_sample, max_new_tokens=max_new_tokens, num_return_sequences=group_size,

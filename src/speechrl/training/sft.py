@@ -36,7 +36,7 @@ def valid_loss(model: Model, proc: SpeechProcessor, samples: list[Sample], batch
     model.eval()
     total, count = 0.0, 0
     for i in range(0, len(samples), batch_size):
-        loss, n = lm_loss(model, collate(proc, samples[i:i + batch_size], with_answers=True))
+        loss, n = lm_loss(model, collate(proc, samples[i:i + batch_size], with_answers=True, device=model.device))
         total += loss.item() * n
         count += n
     model.train()
@@ -57,7 +57,7 @@ def train_sft(cfg: Config, model: Model, proc: SpeechProcessor, train: list[Samp
     history = []
     with Progress(s.max_steps, desc, s.log_every) as prog:
         for n in range(1, s.max_steps + 1):
-            loss, _ = lm_loss(model, collate(proc, next(it), with_answers=True))
+            loss, _ = lm_loss(model, collate(proc, next(it), with_answers=True, device=model.device))
             loss.backward()
             gnorm = step(model, opt, sched, s.grad_clip)
             metrics = {"train/loss": loss.item(), "train/grad_norm": gnorm, "train/lr": sched.get_last_lr()[0]}
