@@ -27,7 +27,7 @@ def test_defaults_and_embedded_config_parse():
         ({"sft": {"batch_size": 1.5}}, "sft.batch_size: expected int"),
         ({"sft": {"batch_size": True}}, "sft.batch_size: expected int, got bool"),
         ({"rl": {"group_size": 1}}, "rl.group_size: 1 must be >= 2"),
-        ({"rl": {"algorithms": ["gpro"]}}, "rl.algorithms[0]: unknown value 'gpro'; valid choices: dr_grpo, grpo (did you mean 'grpo'?)"),
+        ({"rl": {"algorithms": ["gpro"]}}, "rl.algorithms[0]: unknown value 'gpro'; valid choices: dapo, dr_grpo, gmpo, grpo, gspo"),
         ({"rl": {"rewards": {"blue": 1.0}}}, "rl.rewards.blue: unknown value 'blue'; valid choices: "),
         ({"evaluate": {"metrics": ["bleu", "wer2"]}}, "evaluate.metrics[1]: unknown value 'wer2'"),
         ({"data": {"tasks": ["asr"]}}, "data.tasks[0]: unknown value 'asr'; valid choices: sqa, ast"),

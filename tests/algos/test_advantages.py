@@ -45,3 +45,44 @@ def test_errors_name_the_tensor():
         ADVANTAGES.get("grpo")(torch.ones(2, 2), 2)
     with pytest.raises(ValueError, match="unknown advantage scale"):
         ADVANTAGES.get("grpo")(torch.ones(2), 2, scale="batchy")
+
+
+def test_estimators_ignore_keywords_they_do_not_use():
+    r = torch.tensor([1.0, 2, 3, 4])
+    extra = {"mask": torch.ones(4, 3), "ids": torch.zeros(4, 3), "surprisal": torch.zeros(4, 3), "modality": torch.zeros(4)}
+    assert torch.equal(ADVANTAGES.get("grpo")(r, 4, **extra)[0], ADVANTAGES.get("grpo")(r, 4)[0])
+    assert torch.equal(ADVANTAGES.get("dr_grpo")(r, 4, **extra)[0], ADVANTAGES.get("dr_grpo")(r, 4)[0])
+
+
+def test_modality_hand_computed():
+    # group 1: speech [1, 2] (mu 1.5), text [5, 7] (mu 6); group 2 interleaved, one failed (NaN) speech reward
+    r = torch.tensor([1.0, 2, 5, 7, 3, 9, float("nan"), 8])
+    mod = torch.tensor([0, 0, 1, 1, 0, 1, 0, 1])
+    adv, m = ADVANTAGES.get("modality")(r, 4, modality=mod)
+    # group 2: speech {3} (NaN left out) -> 0; text {9, 8} mu 8.5 -> 0.5, -0.5; the NaN row -> 0
+    assert torch.allclose(adv, torch.tensor([-0.5, 0.5, -1.0, 1.0, 0.0, 0.5, 0.0, -0.5]))
+    assert m["reward/failed"] == 1.0 and m["reward/modality_0"] == 2.0 and m["reward/modality_1"] == 7.25
+    # naive full-group GRPO would give every speech completion a negative advantage in group 1
+    assert (ADVANTAGES.get("grpo")(r[:4], 4)[0][:2] < 0).all()
+
+
+def test_modality_with_std():
+    r = torch.tensor([1.0, 3, 10, 20])
+    adv, _ = ADVANTAGES.get("modality")(r, 4, modality=torch.tensor([0, 0, 1, 1]), scale=True)
+    s0, s1 = math.sqrt(2), math.sqrt(50)       # unbiased std of [1, 3] and [10, 20]
+    assert torch.allclose(adv, torch.tensor([-1 / (s0 + 1e-6), 1 / (s0 + 1e-6), -5 / (s1 + 1e-6), 5 / (s1 + 1e-6)]))
+
+
+def test_modality_errors():
+    with pytest.raises(ValueError, match="needs modality"):
+        ADVANTAGES.get("modality")(torch.ones(4), 2)
+    with pytest.raises(ValueError, match=r"shape mismatch: modality \(3,\) vs rewards \(4,\)"):
+        ADVANTAGES.get("modality")(torch.ones(4), 2, modality=torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="non-negative integer ids"):
+        ADVANTAGES.get("modality")(torch.ones(4), 2, modality=torch.zeros(4))
+    with pytest.raises(ValueError, match=r"rewards has infinite values at indices \[3\]"):
+        ADVANTAGES.get("modality")(torch.tensor([1.0, 2, 3, float("inf")]), 2, modality=torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ValueError, match="group size 3 does not divide the batch"):
+        ADVANTAGES.get("modality")(torch.ones(4), 3, modality=torch.zeros(4, dtype=torch.long))
+    with pytest.raises(KeyError, match="unknown advantage estimator 'lef'.*did you mean 'leaf'"):
+        ADVANTAGES.get("lef")

@@ -1,7 +1,16 @@
 """Group-relative advantage estimators. The whole group is visible (rows of G completions).
 
-Signature: ``fn(rewards (N,), group_size, **opts) -> (advantages (N,), metrics)`` with N = B * G,
-completions of one prompt contiguous.
+Signature::
+
+    fn(rewards (N,), group_size, *, mask=None, ids=None, surprisal=None, modality=None, **opts)
+        -> (advantages (N,) or (N, T), metrics)
+
+N = B * G, completions of one prompt contiguous. Entries ignore the keywords they do not use.
+``grpo``, ``dr_grpo`` and ``modality`` return (N,); ``leaf`` (``speechrl.algos.leaf``) returns (N, T).
+
+MP-GRPO (seed 000) needs no estimator of its own: the ground-truth reference is one more member of
+its group (G - 1 on-policy samples + 1 off-policy) and ``grpo`` runs over all G; only the loss
+treats that row differently (``off_policy``).
 """
 
 from __future__ import annotations
@@ -16,13 +25,16 @@ ADVANTAGES: Registry = Registry("advantage estimator")
 
 @ADVANTAGES.register("grpo")
 def grpo(rewards: torch.Tensor, group_size: int, *, scale: str = "group", unbiased: bool = True,
-         eps: float = 1e-6) -> tuple[torch.Tensor, dict[str, float]]:
+         eps: float = 1e-6, **_: object) -> tuple[torch.Tensor, dict[str, float]]:
     """A_i = (R_i - mean_G R) / (std R + eps).
 
     ``scale``: ``group`` (std within the group; verl, TRL default), ``batch`` (std over the whole
-    batch; TRL ``scale_rewards="batch"``), ``none`` (no division; Dr.GRPO).
-    ``unbiased``: Bessel-corrected std (verl ``torch.std``, TRL) vs population std. A group of
-    one has std 0 -> its advantage is 0.
+    batch, numerator still group-centred; TRL ``scale_rewards="batch"``), ``none`` (no division;
+    Dr.GRPO, verl ``norm_adv_by_std_in_grpo=False``).
+    ``unbiased``: Bessel-corrected std (verl ``torch.std``, TRL ``.std()``: both unbiased) vs population.
+    ``eps``: 1e-6 as verl ``compute_grpo_outcome_advantage``; TRL adds 1e-4 (pass ``eps=1e-4`` to match).
+    A group of one has std 0 -> its advantage is 0 (TRL's behaviour; verl instead uses mean 0,
+    std 1, i.e. A = R / (1 + eps)). Rewards must be finite (the trainer zeroes failed ones).
     """
     finite(rewards, "rewards")
     r = group_view(rewards.float(), group_size)
@@ -43,5 +55,45 @@ def grpo(rewards: torch.Tensor, group_size: int, *, scale: str = "group", unbias
 
 @ADVANTAGES.register("dr_grpo")
 def dr_grpo(rewards: torch.Tensor, group_size: int, **_: object) -> tuple[torch.Tensor, dict[str, float]]:
-    """Dr.GRPO: A_i = R_i - mean_G R (no std normalisation)."""
+    """Dr.GRPO: A_i = R_i - mean_G R (no std normalisation; pair with seq-mean-token-sum-norm)."""
     return grpo(rewards, group_size, scale="none")
+
+
+@ADVANTAGES.register("modality")
+def modality_split(rewards: torch.Tensor, group_size: int, *, modality: torch.Tensor | None = None,
+                   scale: bool = False, unbiased: bool = True, eps: float = 1e-6,
+                   **_: object) -> tuple[torch.Tensor, dict[str, float]]:
+    """TARS modality-specific normalisation: A_{i,m} = R_{i,m} - mu_m, with mu_m the mean reward of
+    the members of the SAME modality inside the group (``modality`` (N,) int: 0 speech, 1 text; any
+    small non-negative ids work). ``scale=True`` also divides by that modality's std (+ eps;
+    TARS itself uses the mean only). A NaN reward (failed scorer) gets advantage 0 and is left out of
+    mu_m / std; +-inf is an error. A modality with one (finite) member in a group gets 0.
+    """
+    if modality is None:
+        raise ValueError("the modality estimator needs modality (N,) int (0 speech, 1 text); got None")
+    r = group_view(rewards.float(), group_size)
+    if modality.shape != rewards.shape:
+        raise ValueError(f"shape mismatch: modality {tuple(modality.shape)} vs rewards {tuple(rewards.shape)}")
+    if modality.dtype.is_floating_point or (modality.numel() and int(modality.min()) < 0):
+        raise ValueError(f"modality must hold non-negative integer ids, got dtype {modality.dtype}")
+    inf = torch.isinf(r)
+    if inf.any():
+        raise ValueError(f"rewards has infinite values at indices {inf.flatten().nonzero().flatten().tolist()[:8]}")
+    ok = ~torch.isnan(r)
+    r0 = torch.where(ok, r, torch.zeros_like(r))
+    mod = modality.long().view_as(r)
+    n_mod = int(mod.max()) + 1 if mod.numel() else 1
+    onehot = torch.nn.functional.one_hot(mod, n_mod).float() * ok.unsqueeze(-1).float()   # (B, G, M)
+    counts = onehot.sum(1)                                                                  # (B, M)
+    mean = (r0.unsqueeze(-1) * onehot).sum(1) / counts.clamp(min=1.0)
+    mu = mean.gather(1, mod)                                                                # (B, G)
+    adv = r0 - mu
+    if scale:
+        var = ((adv.pow(2)).unsqueeze(-1) * onehot).sum(1) / (counts - float(unbiased)).clamp(min=1.0)
+        adv = adv / (var.sqrt().gather(1, mod) + eps)
+    adv = torch.where(ok, adv, torch.zeros_like(adv))
+    metrics = {"adv/abs_mean": adv.abs().mean().item(), "reward/failed": float((~ok).sum())}
+    for m in range(n_mod):
+        sel = ok & (mod == m)
+        metrics[f"reward/modality_{m}"] = float(r0[sel].mean()) if sel.any() else 0.0
+    return adv.flatten(), metrics

@@ -1,54 +1,82 @@
 """Loss aggregation over a (N, T) per-token loss matrix with mask (N, T); verl ``agg_loss`` meanings.
 
-Signature: ``fn(loss (N, T), mask (N, T), *, norm_constant=None) -> (scalar, metrics)``.
-Fully masked rows contribute nothing; an all-masked batch gives 0 (not NaN).
+Signature: ``fn(loss (N, T), mask (N, T), *, norm_constant=None, segments=None, **_) -> (scalar, metrics)``
+(entries ignore the keywords they do not use).
+
+Fully masked rows contribute nothing and are not counted as sequences (as verl's current ``agg_loss``,
+which builds ``seq_mask = (mask.sum(-1) > 0)``); an all-masked batch gives 0, where verl's token-mean
+divides 0 by 0 (NaN). Differences from verl, all intentional and below 1e-7 relative on real data:
+
+* seq-mean-token-mean: verl divides a row by (|y_i| + 1e-8); we divide by max(|y_i|, 1) (the exact mean).
+* seq-mean-token-sum-norm: as current verl, sum_i sum_t L / (#non-empty rows) / C with C =
+  ``norm_constant`` (verl's ``loss_scale_factor``; default T, the padded length, as verl). The
+  trainer passes C = max_new_tokens (Dr.GRPO's constant MAX_TOKENS). Older verl (<= 0.4) divided the
+  total by C only, without the mean over rows.
+* seq-mean-segment-mean (ours, segment-level GSPO of ALGORITHMS.md / seed 002): "average within a
+  segment, then over segments", then over sequences. Needs ``segments`` (N, T). Not among the
+  ``rl.loss_agg`` override choices of config.py (the segment presets set it themselves).
 """
 
 from __future__ import annotations
 
 import torch
 
-from speechrl.algos._checks import same_shape
+from speechrl.algos._checks import masked, matrix
 from speechrl.registry import Registry
 
 AGGREGATIONS: Registry = Registry("loss aggregation")
 
 
-def _rows(mask: torch.Tensor) -> torch.Tensor:
-    return (mask.sum(-1) > 0).float()
+def _seq_mean(per_seq: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """Mean of per-sequence values over the rows with at least one token (counts (N,) > 0)."""
+    rows = counts > 0
+    return torch.where(rows, per_seq, 0.0).sum() / rows.sum().clamp(min=1)
 
 
 @AGGREGATIONS.register("token-mean")
 def token_mean(loss: torch.Tensor, mask: torch.Tensor, **_: object) -> tuple[torch.Tensor, dict[str, float]]:
-    """sum over all tokens / number of tokens (DAPO; seed 000's "DAPO loss")."""
-    same_shape(loss=loss, mask=mask)
-    m = mask.to(loss.dtype)
-    return (loss * m).sum() / m.sum().clamp(min=1.0), {}
+    """sum over all tokens / number of tokens (DAPO; seed 000's "DAPO loss"; LEAF)."""
+    matrix(loss=loss, mask=mask)
+    return masked(loss, mask).sum() / mask.sum().clamp(min=1), {}
 
 
 @AGGREGATIONS.register("seq-mean-token-mean")
 def seq_mean_token_mean(loss: torch.Tensor, mask: torch.Tensor, **_: object) -> tuple[torch.Tensor, dict[str, float]]:
-    """mean over sequences of (mean over the sequence's tokens) (original GRPO)."""
-    same_shape(loss=loss, mask=mask)
-    m = mask.to(loss.dtype)
-    per_seq = (loss * m).sum(-1) / m.sum(-1).clamp(min=1.0)
-    rows = _rows(m)
-    return (per_seq * rows).sum() / rows.sum().clamp(min=1.0), {}
+    """mean over sequences of (mean over the sequence's tokens) (original GRPO; GSPO, GMPO, SAPO)."""
+    matrix(loss=loss, mask=mask)
+    counts = mask.sum(-1)
+    return _seq_mean(masked(loss, mask).sum(-1) / counts.clamp(min=1), counts), {}
 
 
 @AGGREGATIONS.register("seq-mean-token-sum")
 def seq_mean_token_sum(loss: torch.Tensor, mask: torch.Tensor, **_: object) -> tuple[torch.Tensor, dict[str, float]]:
     """mean over sequences of (sum over the sequence's tokens)."""
-    same_shape(loss=loss, mask=mask)
-    m = mask.to(loss.dtype)
-    rows = _rows(m)
-    return ((loss * m).sum(-1) * rows).sum() / rows.sum().clamp(min=1.0), {}
+    matrix(loss=loss, mask=mask)
+    return _seq_mean(masked(loss, mask).sum(-1), mask.sum(-1)), {}
 
 
 @AGGREGATIONS.register("seq-mean-token-sum-norm")
 def seq_mean_token_sum_norm(loss: torch.Tensor, mask: torch.Tensor, *, norm_constant: float | None = None,
                             **_: object) -> tuple[torch.Tensor, dict[str, float]]:
-    """sum over all tokens / (N * norm_constant) (Dr.GRPO; constant defaults to T, the padded length)."""
-    same_shape(loss=loss, mask=mask)
+    """mean over sequences of (sum over tokens) / C (Dr.GRPO; C = ``norm_constant``, default T)."""
+    matrix(loss=loss, mask=mask)
     c = float(norm_constant if norm_constant is not None else loss.shape[-1])
-    return (loss * mask.to(loss.dtype)).sum() / (loss.shape[0] * c), {}
+    if c <= 0:
+        raise ValueError(f"norm_constant must be > 0, got {c}")
+    return _seq_mean(masked(loss, mask).sum(-1), mask.sum(-1)) / c, {}
+
+
+@AGGREGATIONS.register("seq-mean-segment-mean")
+def seq_mean_segment_mean(loss: torch.Tensor, mask: torch.Tensor, *, segments: torch.Tensor | None = None,
+                          **_: object) -> tuple[torch.Tensor, dict[str, float]]:
+    """mean over sequences of (mean over segments of (mean over the segment's tokens)).
+
+    Token t of segment k in row i weighs 1 / (|S_k| K_i). One segment per row == seq-mean-token-mean;
+    segments of length 1 == seq-mean-token-mean too.
+    """
+    from speechrl.algos.ratios import segment_table
+
+    matrix(loss=loss, mask=mask)
+    table = segment_table(segments, mask, loss.dtype)
+    per_seq = (masked(loss, mask) * table.inv_len).sum(-1) * table.inv_k.squeeze(-1)
+    return _seq_mean(per_seq, mask.sum(-1)), {}

@@ -1,6 +1,24 @@
 """Named algorithm presets: each a combination of registry names with the papers' defaults.
 
-``resolve(name, rl_config)`` applies the user's overrides (``rl.beta``, ``rl.eps_low``, ...) on top.
+``resolve(name, rl_config)`` applies the user's overrides on top: ``rl.beta`` and ``rl.loss_agg``
+replace the preset's fields, ``rl.eps_low`` / ``rl.eps_high`` go into ``loss_opts`` (for ``gmpo``
+they are its log-space clip bounds; ``sapo`` ignores them).
+
+A preset is data only. The trainer turns it into one loss:
+
+    segments  = SEGMENTERS[segmenter](old_logp, ids, mask, **segmenter_opts)   if segmenter
+    log_ratio = RATIOS[ratio](logp, old_logp, mask, segments=segments, **ratio_opts)
+    adv       = ADVANTAGES[advantage](rewards, G, mask=, ids=, surprisal=, modality=, **advantage_opts)
+    loss      = AGGREGATIONS[loss_agg](POLICY_LOSSES[policy_loss](log_ratio, adv, mask, **loss_opts)
+                                       + beta * KL_ESTIMATORS[kl_estimator](logp, ref_logp), mask, ...)
+
+The flags ``dynamic_sampling``, ``overlong``, ``mixed_policy`` and ``modality_split`` ask the
+trainer for batch-level behaviour (``speechrl.algos.dapo``; an off-policy ground-truth member with
+``old_logp = 0`` and ``off_policy`` set; a text-prompted half of each group with ``modality``).
+Trainer status: ``training.rl.rl_step`` wires segmenter, ratio, loss options, segment aggregation and
+the LEAF inputs (ids, mask, surprisal = -old_logp); it does not act on these four flags yet, so
+``dapo`` trains without dynamic sampling / overlong shaping, ``mp_grpo`` trains as ``grpo`` and
+``tars`` stops with "needs modality".
 """
 
 from __future__ import annotations
@@ -18,13 +36,28 @@ class Algorithm:
     name: str
     advantage: str = "grpo"
     advantage_opts: dict[str, Any] = field(default_factory=dict)
+    ratio: str = "token"
+    ratio_opts: dict[str, Any] = field(default_factory=dict)
+    segmenter: str | None = None
+    segmenter_opts: dict[str, Any] = field(default_factory=dict)
     policy_loss: str = "ppo_clip"
+    loss_opts: dict[str, Any] = field(default_factory=lambda: {"eps_low": 0.2, "eps_high": 0.2})
     loss_agg: str = "token-mean"
     kl_estimator: str = "k3"
     beta: float = 0.02
-    eps_low: float = 0.2
-    eps_high: float = 0.2
+    dynamic_sampling: bool = False
+    overlong: dict[str, Any] | None = None
+    mixed_policy: bool = False
+    modality_split: bool = False
     description: str = ""
+
+    @property
+    def eps_low(self) -> float | None:
+        return self.loss_opts.get("eps_low")
+
+    @property
+    def eps_high(self) -> float | None:
+        return self.loss_opts.get("eps_high")
 
 
 PRESETS: Registry[Algorithm] = Registry("algorithm preset")
@@ -34,16 +67,83 @@ def _preset(a: Algorithm) -> None:
     PRESETS.register(a.name)(a)
 
 
+def _eps(low: float, high: float) -> dict[str, float]:
+    return {"eps_low": low, "eps_high": high}
+
+
+def _gspo_eps() -> dict[str, float]:
+    return _eps(3e-4, 4e-4)
+
 _preset(Algorithm(
-    "grpo", description="GRPO as in seed 000 (GRPO-SALLM): group-normalised advantages (unbiased std), "
-    "PPO clip eps 0.2, DAPO token-mean aggregation, k3 KL with beta 0.02."))
+    "grpo", description="GRPO as in seed 000 (GRPO-SALLM): group-normalised advantages (unbiased std, eps 1e-6), "
+    "PPO clip eps 0.2, DAPO token-mean aggregation, k3 KL with beta 0.02 (beta 0 diverged there)."))
+_preset(Algorithm(
+    "dapo", loss_opts=_eps(0.2, 0.28), beta=0.0, dynamic_sampling=True,
+    overlong={"cache_frac": 0.2, "factor": 1.0, "filter": False},
+    description="DAPO (Yu et al. 2025): clip-higher eps 0.2/0.28, token-mean, no KL, dynamic sampling "
+    "(drop zero-variance groups, refill), soft overlong punishment with L_cache = 20% of L_max "
+    "(paper: 4096 of 20480) and factor 1; overlong filtering off (the paper's alternative)."))
 _preset(Algorithm(
     "dr_grpo", advantage="dr_grpo", loss_agg="seq-mean-token-sum-norm",
-    description="Dr.GRPO: no std normalisation, constant length normalisation."))
+    description="Dr.GRPO (Liu et al. 2025): no std normalisation, constant length normalisation "
+    "(sum / (G * max_new_tokens)); clip 0.2; KL as seed 000 (beta 0.02; set rl.beta=0 to drop it)."))
+_preset(Algorithm(
+    "mp_grpo", mixed_policy=True,
+    description="Mixed-policy GRPO (seed 000, LUFFY style): G-1 samples + the ground-truth reference as an "
+    "off-policy member (old_logp := 0, no clipping, reward scored like the others); plain grpo "
+    "advantages over all G; otherwise as grpo."))
+_preset(Algorithm(
+    "gspo", ratio="sequence", loss_opts=_gspo_eps(), loss_agg="seq-mean-token-mean", beta=0.0,
+    description="GSPO (Qwen, Zheng et al. 2025; seed 001): sequence ratio exp(mean_t l), clip eps 3e-4/4e-4, "
+    "beta 0, aggregated per sequence (seq-mean-token-mean; TRL issue 3823: token-level aggregation of a "
+    "sequence ratio re-weights sequences by length). Seed 001 used eps 0.2 plus a KL term: override rl.*."))
+_preset(Algorithm(
+    "gspo_token", ratio="gspo_token", loss_opts=_gspo_eps(), loss_agg="seq-mean-token-mean", beta=0.0,
+    description="GSPO-token: value sg[s_i] per token, per-token gradient pi/sg[pi] (verl's 'gspo' loss); "
+    "otherwise as gspo. Equals gspo with sequence-level advantages; differs with token-level ones."))
+
+def _seg() -> dict[str, Any]:
+    return dict(ratio="segment", loss_opts=_eps(0.2, 0.2), loss_agg="seq-mean-segment-mean", beta=0.0)
+
+
+_SEG_DOC = ("Segment-level GSPO (seed 002): ratio exp(mean l) per segment, clipped per segment, averaged "
+            "within a segment then over segments (seq-mean-segment-mean). Seed 002 gives no clip range: "
+            "eps 0.2 (short segments average few tokens; GSPO's 3e-4 would clip almost every segment); beta 0 as GSPO. ")
+_preset(Algorithm("gspo_segment_window", segmenter="fixed", segmenter_opts={"window": 4}, **_seg(),
+                  description=_SEG_DOC + "Fixed windows of W = 4 tokens."))
+_preset(Algorithm("gspo_segment_logprob", segmenter="logprob_jump", segmenter_opts={"tau": 1.0}, **_seg(),
+                  description=_SEG_DOC + "Boundary where |logp_t - logp_{t-1}| > tau = 1.0 nat (sampling log-probs)."))
+_preset(Algorithm("gspo_segment_tokenid", segmenter="tokenid_jump", segmenter_opts={"delta": 1024}, **_seg(),
+                  description=_SEG_DOC + "Boundary where |id_t - id_{t-1}| > delta = 1024 (codec tokens)."))
+_preset(Algorithm(
+    "gmpo", policy_loss="gmpo", loss_opts={"eps_low": 0.4, "eps_high": 0.4}, loss_agg="seq-mean-token-mean", beta=0.0,
+    description="GMPO (Zhao et al. 2025; seed 002): geometric mean of token ratios, clipped in log space to "
+    "(-0.4, 0.4) per token before the mean (one-sided, as verl geo_mean / GMPO code); per-sequence aggregation; beta 0."))
+_preset(Algorithm(
+    "sapo", policy_loss="sapo", loss_opts={"tau_pos": 1.0, "tau_neg": 1.05}, loss_agg="seq-mean-token-mean", beta=0.0,
+    description="SAPO (Qwen 2025; seed 002): soft gate sigmoid(tau (r - 1)) 4/tau with tau_pos 1.0, tau_neg 1.05 "
+    "on token ratios, seq-mean-token-mean (as verl), beta 0."))
+_preset(Algorithm(
+    "p_gspo", ratio="p_gspo", ratio_opts={"p": 0.5}, loss_opts=_gspo_eps(), loss_agg="seq-mean-token-mean", beta=0.0,
+    description="P-GSPO (seed 002; OpenReview OeYb0K8gEu): sequence ratio exp(sum_t l / |y|^p). The paper gives "
+    "no default and no code; p = 0.5 is the midpoint of its GSPO (p=1) .. unnormalised (p=0) axis. "
+    "Clip and KL as gspo (eps 3e-4/4e-4, beta 0): retune eps for other p."))
+_preset(Algorithm(
+    "leaf", advantage="leaf", advantage_opts={"B": 2, "zscore": "batch"},
+    description="LEAF (seed 004, github Grimoid/LEAF): K = group_size (8) rollouts, B = 2 high-surprisal "
+    "boundaries, span advantages (GA + LA)/sqrt(n) z-scored over the batch; PPO clip 0.2, token-mean, "
+    "k3 KL beta 0.02. Surprisal = -old_logp from the rollout."))
+_preset(Algorithm(
+    "tars", advantage="modality", modality_split=True, loss_opts=_eps(0.2, 0.28), beta=0.0,
+    description="TARS (seed 003): speech and text halves of each group, advantages R - mean of the same "
+    "modality in the group (no std), DAPO loss (clip 0.2/0.28, token-mean), beta 0."))
 
 
 def resolve(name: str, rl: Any) -> Algorithm:
     """The preset ``name`` with non-empty overrides from the RL config section applied."""
     algo = PRESETS.get(name)
-    overrides = {k: getattr(rl, k) for k in ("beta", "eps_low", "eps_high", "loss_agg") if getattr(rl, k, None) is not None}
+    overrides: dict[str, Any] = {k: getattr(rl, k) for k in ("beta", "loss_agg") if getattr(rl, k, None) is not None}
+    eps = {k: getattr(rl, k) for k in ("eps_low", "eps_high") if getattr(rl, k, None) is not None}
+    if eps:
+        overrides["loss_opts"] = {**algo.loss_opts, **eps}
     return replace(algo, **overrides)

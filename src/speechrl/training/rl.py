@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from speechrl.algos import ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, Algorithm
+from speechrl.algos import ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, RATIOS, SEGMENTERS, Algorithm
 from speechrl.config import Config
 from speechrl.models.build import Model, save
 from speechrl.models.processor import SpeechProcessor
@@ -53,16 +53,22 @@ def rl_step(cfg: Config, algo: Algorithm, policy: Model, ref: Model, proc: Speec
     t1 = time.perf_counter()
     rewards, metrics = rewards_for(cfg, roll.texts, prompts, g)
     failed = torch.isnan(rewards)
-    adv, m_adv = ADVANTAGES.get(algo.advantage)(torch.nan_to_num(rewards, nan=0.0), g, **algo.advantage_opts)
-    adv = adv.masked_fill(failed, 0.0).to(roll.completion_mask.device)
     mask = roll.completion_mask
+    adv, m_adv = ADVANTAGES.get(algo.advantage)(torch.nan_to_num(rewards, nan=0.0), g, mask=mask, ids=roll.completion_ids,
+                                                 surprisal=-roll.old_logp, **algo.advantage_opts)
+    adv = adv.masked_fill(failed.view(-1, *([1] * (adv.dim() - 1))), 0.0).to(mask.device)
     with torch.no_grad():
         ref_logp, _ = token_logp(ref, roll, rl.temperature)
     logp, entropy = token_logp(policy, roll, rl.temperature, with_entropy=True)
-    pg, m_pg = POLICY_LOSSES.get(algo.policy_loss)(logp, roll.old_logp, adv, mask, eps_low=algo.eps_low, eps_high=algo.eps_high)
+    segments = None
+    if algo.segmenter:
+        segments, m_seg = SEGMENTERS.get(algo.segmenter)(roll.old_logp, roll.completion_ids, mask, **algo.segmenter_opts)
+        metrics.update(m_seg)
+    log_ratio, _ = RATIOS.get(algo.ratio)(logp, roll.old_logp, mask, segments=segments, **algo.ratio_opts)
+    pg, m_pg = POLICY_LOSSES.get(algo.policy_loss)(log_ratio, adv, mask, **algo.loss_opts)
     kl, _ = KL_ESTIMATORS.get(algo.kl_estimator)(logp, ref_logp)
     per_token = pg + algo.beta * kl if algo.beta > 0 else pg
-    loss, _ = AGGREGATIONS.get(algo.loss_agg)(per_token, mask, norm_constant=rl.max_new_tokens)
+    loss, _ = AGGREGATIONS.get(algo.loss_agg)(per_token, mask, norm_constant=rl.max_new_tokens, segments=segments)
     loss.backward()
     gnorm = step(policy, opt, sched, rl.grad_clip)
     lengths = mask.sum(-1).float()
