@@ -7,7 +7,8 @@ import pytest
 import torch
 from transformers import GraniteSpeechForConditionalGeneration
 
-from speechrl.models.build import apply_lora, count_params, load, merged_embeds, save
+from speechrl.models.build import apply_lora, count_params, forward, load, merged_embeds, save
+from speechrl.models.processor import model_inputs
 
 
 def test_reload_is_the_same_model(tiny_model_dir, tiny_cfg):
@@ -19,13 +20,24 @@ def test_reload_is_the_same_model(tiny_model_dir, tiny_cfg):
     batch = proc.batch([feats], [k], ["Question?"])
     again, _ = load(tiny_model_dir)
     with torch.no_grad():
-        a = model(**batch).logits
-        b = again(**batch).logits
-        # the merged-embeddings path (used by rollouts) equals the input_ids + input_features path
-        c = model(inputs_embeds=merged_embeds(model, batch), attention_mask=batch["attention_mask"],
-                  position_ids=batch["position_ids"]).logits
+        a = model(**model_inputs(batch)).logits
+        b = again(**model_inputs(batch)).logits
+        # the merged-embeddings path (training, rollouts) equals transformers' input_ids + input_features path
+        c = forward(model, batch)
     assert torch.equal(a, b)
     assert torch.allclose(a, c, atol=1e-5)
+
+
+def test_embeddings_do_not_depend_on_batch_mates(tiny_model_dir):
+    """Per-clip encoding: a clip gives the same logits alone and next to a longer clip."""
+    model, proc = load(tiny_model_dir)
+    rng = np.random.default_rng(2)
+    short, long_ = (rng.standard_normal(n).astype(np.float32) * 0.1 for n in (8000, 40000))
+    (fs, ks), (fl, kl) = proc.features(short), proc.features(long_)
+    with torch.no_grad():
+        alone = forward(model, proc.batch([fs], [ks], ["Q?"]))[0]
+        paired = forward(model, proc.batch([fs, fl], [ks, kl], ["Q?", "Q?"]))[0]
+    assert torch.allclose(alone, paired[-alone.shape[0]:], atol=1e-5)
 
 
 def test_processor_layout_and_labels(tiny_model_dir):
@@ -56,11 +68,11 @@ def test_lora_trains_only_adapters_and_merges(tiny_model_dir, tmp_path, tiny_cfg
     feats, k = proc.features(wav)
     batch = proc.batch([feats], [k], ["Q"])
     with torch.no_grad():
-        adapted = lora(**batch).logits
+        adapted = forward(lora, batch)
     save(lora, proc, tmp_path / "merged")
     merged, _ = load(tmp_path / "merged")
     with torch.no_grad():
-        assert torch.allclose(merged(**batch).logits, adapted, atol=1e-4)
+        assert torch.allclose(forward(merged, batch), adapted, atol=1e-4)
 
 
 def test_missing_checkpoint_is_named(tmp_path):

@@ -10,7 +10,9 @@ from speechrl.algos import resolve
 from speechrl.models.build import load
 from speechrl.training.data import load_split
 from speechrl.training.rl import rl_step, train_rl
-from speechrl.training.rollout import completion_mask, sample, token_logp
+import random
+
+from speechrl.training.rollout import completion_mask, concat, sample, select, text_variant, token_logp, with_reference
 from speechrl.training.optim import adamw, warmup_constant
 
 
@@ -40,7 +42,8 @@ def test_rl_step_updates_policy_and_reports_metrics(tiny_model_dir, tiny_data, t
     tiny_cfg.rl.rewards = {"chrf": 1.0}  # varies even for a random model (BLEU is 0 for every sample)
     before = [p.detach().clone() for p in policy.parameters()]
     opt = adamw(policy, 1e-2, 0.0)
-    m = rl_step(tiny_cfg, resolve("grpo", tiny_cfg.rl), policy.eval(), ref.eval(), proc, train[:2], opt, warmup_constant(opt, 1))
+    m = rl_step(tiny_cfg, resolve("grpo", tiny_cfg.rl), policy.eval(), ref.eval(), proc, train[:2], opt,
+                warmup_constant(opt, 1), random.Random(0))
     assert m["adv/abs_mean"] > 0
     for key in ("reward/mean", "reward/chrf", "actor/kl", "actor/entropy", "response/length", "actor/clipfrac"):
         assert key in m and math.isfinite(m[key]), key
@@ -58,3 +61,40 @@ def test_train_rl_is_deterministic(tiny_model_dir, tiny_data, tiny_cfg, tmp_path
     a, _ = load(tmp_path / "m0")
     b, _ = load(tmp_path / "m1")
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+
+
+def _rollout(tiny_model_dir, tiny_data, n_prompts=3, g=4, seed=0):
+    model, proc = load(tiny_model_dir)
+    model.eval()
+    prompts = load_split(tiny_data["sqa"], "train", proc)[:n_prompts]
+    torch.manual_seed(seed)
+    return model, proc, prompts, sample(model, proc, prompts, g, max_new_tokens=6)
+
+
+def test_concat_and_select_keep_logprobs(tiny_model_dir, tiny_data):
+    """Rollouts from different batches concatenate without changing any row's log-probs."""
+    model, proc, prompts, r1 = _rollout(tiny_model_dir, tiny_data)
+    r2 = sample(model, proc, load_split(tiny_data["ast"], "train", proc)[:2], 4, max_new_tokens=9)
+    both = concat([r1, select(r2, [1])], proc.tokenizer.pad_token_id)
+    assert both.completion_ids.shape[0] == 16 and len(both.texts) == 16 and len(both.samples) == 4
+    with torch.no_grad():
+        lp, _ = token_logp(model, both)
+    m = both.completion_mask.bool()
+    assert torch.allclose(lp[m], both.old_logp[m], atol=1e-4)
+
+
+def test_reference_member_is_off_policy(tiny_model_dir, tiny_data):
+    model, proc, prompts, r = _rollout(tiny_model_dir, tiny_data, g=3)
+    mp = with_reference(r, proc)
+    assert mp.group_size == 4 and mp.off_policy.tolist() == [False, False, False, True] * 3
+    ref_row = mp.completion_ids[3][mp.completion_mask[3].bool()].tolist()
+    assert ref_row == proc.target_ids(prompts[0].example.references[0])
+    assert mp.texts[3] == prompts[0].example.references[0] and mp.old_logp[3].abs().sum() == 0
+
+
+def test_text_variant_has_no_audio(tiny_model_dir, tiny_data):
+    model, proc, prompts, _ = _rollout(tiny_model_dir, tiny_data)
+    t = text_variant(prompts[0])
+    assert t.n_audio == 0 and prompts[0].example.extra["transcript"] in t.example.prompt
+    r = sample(model, proc, [prompts[0], t], 2, max_new_tokens=5)
+    assert len(r.texts) == 4 and int((r.prompt["input_ids"][1] == proc.audio_id).sum()) == 0

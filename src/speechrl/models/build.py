@@ -103,9 +103,30 @@ def core(model: torch.nn.Module) -> Model:
 def merged_embeds(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """(B, T, D) input embeddings with each clip's projector outputs in its audio placeholders.
 
-    Running the speech encoder here, once per prompt, lets RL repeat the result for the G
-    completions instead of encoding the same clip G times (what ``generate`` would do).
+    Each clip is encoded on its own, unpadded (``feature_lengths``): the Granite conformer has no
+    padding mask, so in a padded batch a clip's encoding depends on its batch-mates' lengths (as in
+    transformers' own batched path). Encoding per clip makes training, rollouts and evaluation
+    independent of batch composition, and lets rollouts from different batches be concatenated.
+    RL also reuses one prompt's embeddings for its G completions instead of encoding the clip G times.
+    Text-only prompts (length 0) have no audio placeholders.
     """
     inner = core(model).model
-    audio = inner.get_audio_features(batch["input_features"], return_dict=True).pooler_output
-    return inner.get_merged_audio_embeddings(batch["input_ids"], audio, batch["input_features_mask"])
+    ids = batch["input_ids"]
+    is_audio = ids == inner.config.audio_token_id
+    embeds = inner.get_input_embeddings()(torch.where(is_audio, torch.zeros_like(ids), ids))
+    clips = [
+        inner.get_audio_features(batch["input_features"][i:i + 1, :n], return_dict=True).pooler_output[0]
+        for i, n in enumerate(batch["feature_lengths"].tolist()) if n > 0
+    ]
+    if clips:
+        audio = torch.cat(clips).to(embeds.dtype)
+        if audio.shape[0] != int(is_audio.sum()):
+            raise ValueError(f"audio placeholders ({int(is_audio.sum())}) do not match projector outputs ({audio.shape[0]})")
+        embeds = embeds.masked_scatter(is_audio.unsqueeze(-1).expand_as(embeds), audio)
+    return embeds
+
+
+def forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Logits (B, T, V) of a collated batch through :func:`merged_embeds`."""
+    return model(inputs_embeds=merged_embeds(model, batch), attention_mask=batch["attention_mask"],
+                 position_ids=batch["position_ids"]).logits

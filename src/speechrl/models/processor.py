@@ -5,8 +5,11 @@ Sequence layout (left-padded, so decoding and training share it)::
     <|pad|>* <|audio|>*k  prompt-tokens  <|sep|>  answer-tokens <|eos|>
              \\_ k = num_audio_tokens(clip) _/    \\_ labels (training only) _/
 
-``input_features`` (B, F_max, 160) holds each clip's stacked log-mel, zero-padded; ``input_features_mask``
-(B, k_max) marks the projector outputs that belong to each clip (as GraniteSpeechProcessor).
+``input_features`` (B, F_max, 160) holds each clip's stacked log-mel, zero-padded, ``feature_lengths`` (B,)
+its true frame count (0 for a text-only prompt); ``input_features_mask`` (B, k_max) marks the projector
+outputs that belong to each clip (as GraniteSpeechProcessor). ``model_inputs`` drops ``feature_lengths``
+for a plain ``model(**batch)`` call; :func:`speechrl.models.build.merged_embeds` uses it to encode every
+clip unpadded.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import numpy as np
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from speechrl.audio.features import log_mel, num_audio_tokens
+from speechrl.audio.features import FEATURE_DIM, log_mel, num_audio_tokens
 from speechrl.models.tokenizer import AUDIO, SEP
 
 IGNORE = -100
@@ -77,8 +80,14 @@ class SpeechProcessor:
 
 def pad_features(feats: list[torch.Tensor], n_audio: list[int]) -> dict[str, torch.Tensor]:
     F = max(f.shape[0] for f in feats)
-    x = torch.zeros((len(feats), F, feats[0].shape[1]))
+    x = torch.zeros((len(feats), F, FEATURE_DIM))
     for i, f in enumerate(feats):
         x[i, : f.shape[0]] = f
     k = torch.tensor(n_audio)
-    return {"input_features": x, "input_features_mask": torch.arange(int(k.max())).view(1, -1) < k.view(-1, 1)}
+    return {"input_features": x, "feature_lengths": torch.tensor([f.shape[0] for f in feats]),
+            "input_features_mask": torch.arange(int(k.max())).view(1, -1) < k.view(-1, 1)}
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The keys ``GraniteSpeechForConditionalGeneration.forward`` takes."""
+    return {k: v for k, v in batch.items() if k not in ("feature_lengths", "labels")}

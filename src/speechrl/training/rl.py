@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from speechrl.algos import ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, RATIOS, SEGMENTERS, Algorithm
+from speechrl.algos import ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, RATIOS, SEGMENTERS, Algorithm, dapo
 from speechrl.config import Config
 from speechrl.models.build import Model, save
 from speechrl.models.processor import SpeechProcessor
@@ -25,7 +25,7 @@ from speechrl.progress import Progress
 from speechrl.rewards import combine
 from speechrl.training.data import Sample
 from speechrl.training.optim import adamw, step, warmup_constant
-from speechrl.training.rollout import sample, token_logp
+from speechrl.training.rollout import Rollout, concat, sample, select, text_variant, token_logp, with_reference
 
 log = logging.getLogger("speechrl")
 
@@ -35,27 +35,110 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
     return float((x * m).sum() / m.sum().clamp(min=1))
 
 
-def rewards_for(cfg: Config, texts: list[str], samples: list[Sample], g: int) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted reward per completion (N,); a failed scorer gives NaN, counted, advantage 0."""
-    refs = [s.example.references for s in samples for _ in range(g)]
-    total, per = combine(cfg.rl.rewards, texts, refs)
-    r = torch.tensor([math.nan if v is None else v for v in total], dtype=torch.float32)
-    metrics = {f"reward/{k}": float(torch.tensor([x for x in v if x is not None] or [0.0]).mean()) for k, v in per.items()}
-    metrics["reward/failed"] = float(torch.isnan(r).sum())
-    return r, metrics
+def rewards_for(cfg: Config, r: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted reward per completion (N,); a failed scorer gives NaN (counted; advantage 0)."""
+    total, per = combine(cfg.rl.rewards, r.texts, r.references)
+    rewards = torch.tensor([math.nan if v is None else v for v in total], dtype=torch.float32)
+    on = ~r.off_policy.cpu()
+    metrics = {f"reward/{k}": _mean([x for x, o in zip(v, on.tolist()) if x is not None and o]) for k, v in per.items()}
+    metrics["reward/failed"] = float(torch.isnan(rewards).sum())
+    return rewards, metrics
 
 
-def rl_step(cfg: Config, algo: Algorithm, policy: Model, ref: Model, proc: SpeechProcessor, prompts: list[Sample],
-            opt: torch.optim.Optimizer, sched: Any) -> dict[str, float]:
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else math.nan
+
+
+def fill_failed(rewards: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """NaN rewards -> the mean of the finite rewards of their group (0 if none), and the NaN mask.
+
+    The filled value leaves the group's mean unchanged, so a failed sample neither pulls the
+    baseline nor (after its advantage is zeroed) receives credit."""
+    failed = torch.isnan(rewards)
+    g = rewards.view(-1, group_size)
+    ok = ~failed.view(-1, group_size)
+    means = torch.where(ok, g, torch.zeros_like(g)).sum(1, keepdim=True) / ok.sum(1, keepdim=True).clamp(min=1)
+    return torch.where(ok, g, means.expand_as(g)).flatten(), failed
+
+
+def rollout_for(cfg: Config, algo: Algorithm, policy: Model, proc: SpeechProcessor, prompts: list[Sample]) -> Rollout:
+    """One rollout batch shaped by the preset: plain groups of G, G-1 samples + the reference
+    (mixed policy), or G/2 speech-prompted + G/2 text-prompted completions (modality split)."""
+    rl = cfg.rl
+    kw = dict(temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens)
+    if algo.mixed_policy:
+        return with_reference(sample(policy, proc, prompts, rl.group_size - 1, **kw), proc)
+    if algo.modality_split:
+        if rl.group_size % 2:
+            raise ValueError(f"rl.group_size={rl.group_size}: preset '{algo.name}' splits each group into speech and text halves; use an even group size")
+        mixed = [v for s in prompts for v in (s, text_variant(s))]
+        return sample(policy, proc, mixed, rl.group_size // 2, **kw)
+    return sample(policy, proc, prompts, rl.group_size, **kw)
+
+
+def modality(r: Rollout) -> torch.Tensor:
+    """(N,) 0 for rows of speech prompts, 1 for text-only prompts."""
+    return torch.tensor([int(s.n_audio == 0) for s in r.samples for _ in range(r.group_size)])
+
+
+def collect(cfg: Config, algo: Algorithm, policy: Model, proc: SpeechProcessor, train: list[Sample],
+            rng: random.Random) -> tuple[Rollout, torch.Tensor, dict[str, float]]:
+    """Rollouts + rewards for one update. With dynamic sampling (DAPO), groups whose rewards are all
+    equal are dropped and more prompts are sampled until ``prompts_per_step`` groups are kept or
+    ``rl.max_sample_batches`` batches were drawn (then the update uses what it has)."""
+    rl = cfg.rl
+    parts, rewards_parts, metrics, kept, drawn = [], [], {}, 0, 0
+    while True:
+        prompts = rng.sample(train, min(rl.prompts_per_step, len(train)))
+        r = rollout_for(cfg, algo, policy, proc, prompts)
+        rewards, m = rewards_for(cfg, r)
+        drawn += 1
+        if algo.overlong:
+            cache = round(algo.overlong.get("cache_frac", 0.2) * rl.max_new_tokens)
+            pen, m_pen = dapo.overlong_penalty(r.completion_mask.sum(-1).cpu(), rl.max_new_tokens, cache,
+                                               factor=algo.overlong.get("factor", 1.0))
+            rewards = rewards + pen
+            m.update(m_pen)
+        for k, v in m.items():
+            metrics[k] = metrics.get(k, 0.0) + v if k == "reward/failed" else v  # failures add up over batches
+        if not algo.dynamic_sampling:
+            return r, rewards, metrics
+        keep, m_keep = dapo.dynamic_sampling_keep(rewards, rl.group_size)
+        rows_per_group = rl.group_size // r.group_size
+        groups = [i for i in keep.nonzero().flatten().tolist()][: rl.prompts_per_step - kept]
+        if groups:
+            prompt_rows = [g * rows_per_group + j for g in groups for j in range(rows_per_group)]
+            sel = select(r, prompt_rows)
+            parts.append(sel)
+            rows = torch.tensor([p * r.group_size + j for p in prompt_rows for j in range(r.group_size)])
+            rewards_parts.append(rewards[rows])
+            kept += len(groups)
+        if kept >= rl.prompts_per_step or drawn >= rl.max_sample_batches:
+            metrics.update({"dapo/groups_kept": float(kept), "dapo/sample_batches": float(drawn)})
+            if not parts:
+                return select(r, []), rewards[:0], metrics
+            return concat(parts, proc.tokenizer.pad_token_id), torch.cat(rewards_parts), metrics
+
+
+def rl_step(cfg: Config, algo: Algorithm, policy: Model, ref: Model, proc: SpeechProcessor, train: list[Sample],
+            opt: torch.optim.Optimizer, sched: Any, rng: random.Random) -> dict[str, float]:
+    """Collect one rollout batch and make one policy update; returns the step's metrics."""
     rl, g = cfg.rl, cfg.rl.group_size
     t0 = time.perf_counter()
-    roll = sample(policy, proc, prompts, g, temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens)
+    roll, rewards, metrics = collect(cfg, algo, policy, proc, train, rng)
     t1 = time.perf_counter()
-    rewards, metrics = rewards_for(cfg, roll.texts, prompts, g)
-    failed = torch.isnan(rewards)
+    if rewards.numel() == 0:  # dynamic sampling found no informative group: skip the update
+        metrics.update({"reward/mean": math.nan, "time/rollout_s": t1 - t0})
+        return metrics
+    filled, failed = fill_failed(rewards, g)
     mask = roll.completion_mask
-    adv, m_adv = ADVANTAGES.get(algo.advantage)(torch.nan_to_num(rewards, nan=0.0), g, mask=mask, ids=roll.completion_ids,
-                                                 surprisal=-roll.old_logp, **algo.advantage_opts)
+    if algo.overlong and algo.overlong.get("filter"):
+        truncated = dapo.truncated_rows(mask, roll.completion_ids, proc.tokenizer.eos_token_id, rl.max_new_tokens)
+        mask, m_f = dapo.overlong_filter(mask, truncated)
+        metrics.update(m_f)
+    adv, m_adv = ADVANTAGES.get(algo.advantage)(filled, g, mask=mask, ids=roll.completion_ids, surprisal=-roll.old_logp,
+                                                 modality=modality(roll) if algo.modality_split else None,
+                                                 **algo.advantage_opts)
     adv = adv.masked_fill(failed.view(-1, *([1] * (adv.dim() - 1))), 0.0).to(mask.device)
     with torch.no_grad():
         ref_logp, _ = token_logp(ref, roll, rl.temperature)
@@ -65,14 +148,15 @@ def rl_step(cfg: Config, algo: Algorithm, policy: Model, ref: Model, proc: Speec
         segments, m_seg = SEGMENTERS.get(algo.segmenter)(roll.old_logp, roll.completion_ids, mask, **algo.segmenter_opts)
         metrics.update(m_seg)
     log_ratio, _ = RATIOS.get(algo.ratio)(logp, roll.old_logp, mask, segments=segments, **algo.ratio_opts)
-    pg, m_pg = POLICY_LOSSES.get(algo.policy_loss)(log_ratio, adv, mask, **algo.loss_opts)
+    pg, m_pg = POLICY_LOSSES.get(algo.policy_loss)(log_ratio, adv, mask, off_policy=roll.off_policy, **algo.loss_opts)
     kl, _ = KL_ESTIMATORS.get(algo.kl_estimator)(logp, ref_logp)
     per_token = pg + algo.beta * kl if algo.beta > 0 else pg
     loss, _ = AGGREGATIONS.get(algo.loss_agg)(per_token, mask, norm_constant=rl.max_new_tokens, segments=segments)
     loss.backward()
     gnorm = step(policy, opt, sched, rl.grad_clip)
-    lengths = mask.sum(-1).float()
-    valid = rewards[~failed]
+    on = (~roll.off_policy).to(mask.device)
+    lengths = mask[on].sum(-1).float()
+    valid = rewards[~failed & on.cpu()]
     metrics.update(m_adv)
     metrics.update(m_pg)
     metrics.update({
@@ -80,10 +164,16 @@ def rl_step(cfg: Config, algo: Algorithm, policy: Model, ref: Model, proc: Speec
         "reward/std": float(valid.std()) if valid.numel() > 1 else 0.0,
         "actor/loss": loss.item(), "actor/kl": masked_mean(kl.detach(), mask),
         "actor/entropy": masked_mean(entropy, mask), "actor/grad_norm": gnorm, "actor/lr": sched.get_last_lr()[0],
-        "response/length": float(lengths.mean()),
-        "response/truncated": float((mask[:, -1] == 1).float().mean()) if mask.shape[1] >= rl.max_new_tokens else 0.0,
+        "response/length": float(lengths.mean()) if lengths.numel() else 0.0,
+        "response/truncated": float((roll.completion_mask[on][:, -1] == 1).float().mean())
+        if roll.completion_mask.shape[1] >= rl.max_new_tokens and lengths.numel() else 0.0,
         "time/rollout_s": t1 - t0, "time/update_s": time.perf_counter() - t1,
     })
+    if algo.modality_split:
+        mod = modality(roll)
+        for name, m_id in (("speech", 0), ("text", 1)):
+            sel = rewards[(mod == m_id) & ~failed]
+            metrics[f"reward/{name}"] = float(sel.mean()) if sel.numel() else math.nan
     return metrics
 
 
@@ -100,14 +190,14 @@ def train_rl(cfg: Config, algo: Algorithm, policy: Model, proc: SpeechProcessor,
     start, history = time.perf_counter(), []
     with Progress(rl.steps, desc, rl.log_every) as prog:
         for n in range(1, rl.steps + 1):
-            prompts = rng.sample(train, min(rl.prompts_per_step, len(train)))
-            m = rl_step(cfg, algo, policy, ref, proc, prompts, opt, sched)
-            history.append({"step": n, **{k: m[k] for k in ("reward/mean", "actor/kl", "response/length")}})
+            m = rl_step(cfg, algo, policy, ref, proc, train, opt, sched, rng)
+            history.append({"step": n, **{k: m.get(k, math.nan) for k in ("reward/mean", "actor/kl", "response/length")}})
             if log_metrics:
                 log_metrics(m, n)
-            prog.update(reward=m["reward/mean"], kl=m["actor/kl"], len=m["response/length"])
+            prog.update(reward=m["reward/mean"], kl=m.get("actor/kl", math.nan), len=m.get("response/length", math.nan))
     save(policy, proc, out)
-    first = [h["reward/mean"] for h in history[: max(1, len(history) // 10)]]
-    last = [h["reward/mean"] for h in history[-max(1, len(history) // 10):]]
-    return {"steps": rl.steps, "seconds": time.perf_counter() - start, "reward_first_10pct": sum(first) / len(first),
-            "reward_last_10pct": sum(last) / len(last), "history": history}
+    tenth = max(1, len(history) // 10)
+    first = [h["reward/mean"] for h in history[:tenth] if not math.isnan(h["reward/mean"])]
+    last = [h["reward/mean"] for h in history[-tenth:] if not math.isnan(h["reward/mean"])]
+    return {"steps": rl.steps, "seconds": time.perf_counter() - start, "reward_first_10pct": _mean(first),
+            "reward_last_10pct": _mean(last), "history": history}

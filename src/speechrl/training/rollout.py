@@ -1,16 +1,24 @@
-"""Sampling: G completions per prompt with the KV cache (HF ``generate``), plus per-token log-probs.
+"""Sampling: n completions per prompt with the KV cache (HF ``generate``), plus per-token log-probs.
 
 The old-policy log-probs come from ``generate``'s own logits (no second forward pass): they equal a
 teacher-forced forward of the same weights to ~1e-6 (checked in tests). Log-probs are taken under
-the sampling temperature (logits / T), as verl and TRL do; top-p truncation is not reflected in them.
+the sampling temperature (logits / T), as verl and TRL do; top-p truncation is not reflected in them
+(LEAF's reference reads surprisal after top-p: with top_p = 1, the default here, the two agree).
+
+A :class:`Rollout` can also hold rows that were not sampled: the ground-truth reference as MP-GRPO's
+off-policy member (:func:`with_reference`), and text-prompted twins of speech prompts for TARS
+(:func:`text_variant`). Rollouts of different batches concatenate (:func:`concat`) because every clip
+is encoded unpadded (:func:`speechrl.models.build.merged_embeds`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 
+from speechrl.audio.features import FEATURE_DIM
 from speechrl.models.build import Model, core, merged_embeds
 from speechrl.models.processor import SpeechProcessor
 from speechrl.training.data import Sample, collate
@@ -18,14 +26,25 @@ from speechrl.training.data import Sample, collate
 
 @dataclass
 class Rollout:
-    """N = B * G completions; rows of one prompt are contiguous (b0g0, b0g1, ..., b1g0, ...)."""
+    """P prompt rows x n completions each: N = P * n rows, those of one prompt contiguous."""
 
-    prompt: dict[str, torch.Tensor]  # B prompts: input_ids / attention_mask (B, P), input_features (B, F, 160), input_features_mask (B, K)
+    prompt: dict[str, torch.Tensor]  # P prompts: input_ids / attention_mask (P, L), input_features (P, F, 160), ...
     completion_ids: torch.Tensor     # (N, C)
     completion_mask: torch.Tensor    # (N, C) 1 up to and including the first eos
-    old_logp: torch.Tensor           # (N, C) log pi_old(y_t | ...), under temperature
+    old_logp: torch.Tensor           # (N, C) log pi_old(y_t | ...), under temperature; 0 for off-policy rows
     texts: list[str]                 # N decoded completions
-    group_size: int
+    group_size: int                  # n: completions per prompt row
+    samples: list[Sample]            # P prompt rows
+    off_policy: torch.Tensor = None  # (N,) bool: rows not sampled from pi_old (MP-GRPO's reference)
+
+    def __post_init__(self) -> None:
+        if self.off_policy is None:
+            self.off_policy = torch.zeros(self.completion_ids.shape[0], dtype=torch.bool, device=self.completion_ids.device)
+
+    @property
+    def references(self) -> list[list[str]]:
+        """Each row's references (its prompt's)."""
+        return [s.example.references for s in self.samples for _ in range(self.group_size)]
 
 
 def completion_mask(ids: torch.Tensor, eos_id: int) -> torch.Tensor:
@@ -53,7 +72,7 @@ def sample(model: Model, proc: SpeechProcessor, samples: list[Sample], group_siz
     t = temperature if do_sample else 1.0
     old_logp = torch.log_softmax(logits / t, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1) * mask
     texts = proc.tokenizer.batch_decode(ids * mask + proc.tokenizer.pad_token_id * (1 - mask), skip_special_tokens=True)
-    return Rollout(batch, ids, mask, old_logp, [s.strip() for s in texts], group_size)
+    return Rollout(batch, ids, mask, old_logp, [s.strip() for s in texts], group_size, list(samples))
 
 
 def token_logp(model: Model, r: Rollout, temperature: float = 1.0, with_entropy: bool = False
@@ -72,3 +91,84 @@ def token_logp(model: Model, r: Rollout, temperature: float = 1.0, with_entropy:
         with torch.no_grad():
             entropy = -(logp_all.exp() * logp_all).sum(-1)
     return logp, entropy
+
+
+# ------------------------------------------------------------------------- building rollouts
+def _pad_cols(x: torch.Tensor, width: int, value: float, left: bool = False) -> torch.Tensor:
+    extra = width - x.shape[1]
+    if extra <= 0:
+        return x
+    pad = torch.full((x.shape[0], extra, *x.shape[2:]), value, dtype=x.dtype, device=x.device)
+    return torch.cat([pad, x] if left else [x, pad], dim=1)
+
+
+def with_reference(r: Rollout, proc: SpeechProcessor) -> Rollout:
+    """Append each prompt's first reference (answer + eos) as an off-policy member: n -> n + 1.
+
+    MP-GRPO (seed 000, LUFFY style): pi_old := 1 for that row, i.e. old_logp = 0, so its ratio is
+    pi_theta itself; the policy loss skips clipping on ``off_policy`` rows.
+    """
+    n, dev = r.group_size, r.completion_ids.device
+    refs = [proc.target_ids(s.example.references[0]) for s in r.samples]
+    width = max(r.completion_ids.shape[1], max(map(len, refs)))
+    ids = _pad_cols(r.completion_ids, width, proc.tokenizer.pad_token_id)
+    mask, old = _pad_cols(r.completion_mask, width, 0), _pad_cols(r.old_logp, width, 0.0)
+    rows_ids, rows_mask, rows_old, texts, off = [], [], [], [], []
+    for p, ref in enumerate(refs):
+        sl = slice(p * n, (p + 1) * n)
+        ref_ids = torch.full((1, width), proc.tokenizer.pad_token_id, dtype=ids.dtype, device=dev)
+        ref_ids[0, : len(ref)] = torch.tensor(ref, device=dev)
+        ref_mask = (torch.arange(width, device=dev) < len(ref)).long().unsqueeze(0)
+        rows_ids += [ids[sl], ref_ids]
+        rows_mask += [mask[sl], ref_mask]
+        rows_old += [old[sl], torch.zeros(1, width, device=dev)]
+        texts += [*r.texts[sl], r.samples[p].example.references[0]]
+        off += [False] * n + [True]
+    return Rollout(r.prompt, torch.cat(rows_ids), torch.cat(rows_mask), torch.cat(rows_old), texts, n + 1,
+                   r.samples, torch.tensor(off, device=dev))
+
+
+def text_variant(s: Sample) -> Sample:
+    """The same example prompted with its transcript as text instead of audio (TARS's text branch)."""
+    transcript = s.example.extra.get("transcript")
+    if not transcript:
+        raise ValueError(f"example {s.example.id}: the text branch (TARS) needs a 'transcript' field in the manifest")
+    ex = dataclasses.replace(s.example, prompt=f"{transcript} {s.example.prompt}")
+    return Sample(ex, torch.zeros(0, FEATURE_DIM), 0)
+
+
+def select(r: Rollout, prompts: list[int]) -> Rollout:
+    """The rollout restricted to the given prompt rows (in that order)."""
+    n = r.group_size
+    rows = torch.tensor([p * n + j for p in prompts for j in range(n)], dtype=torch.long)
+    idx = torch.tensor(prompts, dtype=torch.long)
+    prompt = {k: v[idx.to(v.device)] for k, v in r.prompt.items()}
+    dev = r.completion_ids.device
+    return Rollout(prompt, r.completion_ids[rows.to(dev)], r.completion_mask[rows.to(dev)], r.old_logp[rows.to(dev)],
+                   [r.texts[i] for i in rows.tolist()], n, [r.samples[p] for p in prompts], r.off_policy[rows.to(dev)])
+
+
+def concat(rs: list[Rollout], pad_id: int) -> Rollout:
+    """Stack rollouts of different batches (same n): prompts re-padded left, completions right."""
+    if len(rs) == 1:
+        return rs[0]
+    if len({r.group_size for r in rs}) != 1:
+        raise ValueError(f"cannot concatenate rollouts with different group sizes {[r.group_size for r in rs]}")
+    L = max(r.prompt["input_ids"].shape[1] for r in rs)
+    F = max(r.prompt["input_features"].shape[1] for r in rs)
+    K = max(r.prompt["input_features_mask"].shape[1] for r in rs)
+    C = max(r.completion_ids.shape[1] for r in rs)
+    widths = {"input_ids": (L, pad_id, True), "attention_mask": (L, 0, True), "input_features": (F, 0.0, False),
+              "input_features_mask": (K, False, False)}
+    prompt = {}
+    for k in rs[0].prompt:
+        if k in widths:
+            w, v, left = widths[k]
+            prompt[k] = torch.cat([_pad_cols(r.prompt[k], w, v, left) for r in rs])
+        else:
+            prompt[k] = torch.cat([r.prompt[k] for r in rs])
+    return Rollout(prompt, torch.cat([_pad_cols(r.completion_ids, C, pad_id) for r in rs]),
+                   torch.cat([_pad_cols(r.completion_mask, C, 0) for r in rs]),
+                   torch.cat([_pad_cols(r.old_logp, C, 0.0) for r in rs]),
+                   [t for r in rs for t in r.texts], rs[0].group_size, [s for r in rs for s in r.samples],
+                   torch.cat([r.off_policy for r in rs]))

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from speechrl.config import Config
-from speechrl.models.build import Model, save
+from speechrl.models.build import Model, forward, save
 from speechrl.models.processor import SpeechProcessor
 from speechrl.progress import Progress
 from speechrl.training.data import Sample, batches, collate
@@ -23,8 +23,7 @@ log = logging.getLogger("speechrl")
 def lm_loss(model: Model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
     """Mean token cross-entropy over label positions, and the number of those tokens."""
     labels = batch["labels"]
-    inputs = {k: v for k, v in batch.items() if k != "labels"}
-    logits = model(**inputs).logits[:, :-1]
+    logits = forward(model, batch)[:, :-1]
     target = labels[:, 1:]
     n = int((target != -100).sum())
     loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
