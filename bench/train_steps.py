@@ -81,7 +81,10 @@ def main() -> None:
         algo = resolve(cfg.rl.algorithms[0], cfg.rl)
         ropt = adamw(model, cfg.rl.lr, 0.0)
         sched = warmup_constant(ropt, 1)
-        s = timeit(lambda: rl_step(cfg, algo, model, ref, proc, prompts, ropt, sched), a.repeats)
+        import random
+
+        rng = random.Random(0)
+        s = timeit(lambda: rl_step(cfg, algo, model, ref, proc, prompts, ropt, sched, rng), a.repeats)
         print(f"rl step ({algo.name}): rollout + reward + ref/policy forward + update: {s * 1000:.0f} ms ({cfg.rl.steps} steps ~ {s * cfg.rl.steps / 60:.1f} min)")
 
         test = train[:32]
