@@ -86,3 +86,14 @@ def test_modality_errors():
         ADVANTAGES.get("modality")(torch.ones(4), 3, modality=torch.zeros(4, dtype=torch.long))
     with pytest.raises(KeyError, match="unknown advantage estimator 'lef'.*did you mean 'leaf'"):
         ADVANTAGES.get("lef")
+
+
+def test_constant_groups_get_exactly_zero_not_float32_noise():
+    """verl's float32 formula gives eight rewards of 0.3 an advantage of ~0.03 each; ours gives 0."""
+    r = torch.full((8,), 0.3)
+    naive = (r - r.mean()) / (r.std() + 1e-6)
+    assert naive.abs().max() > 0.01  # the artefact this guards against
+    adv, m = ADVANTAGES.get("grpo")(r, 8)
+    assert torch.equal(adv, torch.zeros(8)) and adv.dtype == torch.float32 and m["adv/zero_std_groups"] == 1.0
+    adv64, _ = ADVANTAGES.get("grpo")(r.double(), 8)
+    assert adv64.dtype == torch.float64 and torch.equal(adv64, torch.zeros(8, dtype=torch.float64))

@@ -34,23 +34,30 @@ def grpo(rewards: torch.Tensor, group_size: int, *, scale: str = "group", unbias
     ``unbiased``: Bessel-corrected std (verl ``torch.std``, TRL ``.std()``: both unbiased) vs population.
     ``eps``: 1e-6 as verl ``compute_grpo_outcome_advantage``; TRL adds 1e-4 (pass ``eps=1e-4`` to match).
     A group of one has std 0 -> its advantage is 0 (TRL's behaviour; verl instead uses mean 0,
-    std 1, i.e. A = R / (1 + eps)). Rewards must be finite (the trainer zeroes failed ones).
+    std 1, i.e. A = R / (1 + eps)). Rewards must be finite (the trainer fills failed ones).
+
+    Departure from verl and TRL: statistics are computed in float64 and a group whose rewards are all
+    equal gets advantage exactly 0. In float32 the mean of e.g. eight rewards of 0.3 is off by ~3e-8,
+    the std is ~3e-8 instead of 0, and (R - mean) / (std + 1e-6) gives every member a spurious
+    advantage of ~0.03 (verl's code does exactly this); continuous rewards such as BLEU hit it often.
     """
     finite(rewards, "rewards")
-    r = group_view(rewards.float(), group_size)
+    out_dtype = rewards.dtype if rewards.is_floating_point() else torch.float32
+    r = group_view(rewards.double(), group_size)
     centred = r - r.mean(dim=1, keepdim=True)
     if scale == "group":
         std = r.std(dim=1, keepdim=True, unbiased=unbiased) if group_size > 1 else torch.zeros_like(r[:, :1])
         adv = centred / (std + eps)
     elif scale == "batch":
-        std = rewards.float().std(unbiased=unbiased) if rewards.numel() > 1 else torch.zeros(())
+        std = rewards.double().std(unbiased=unbiased) if rewards.numel() > 1 else torch.zeros((), dtype=torch.float64)
         adv = centred / (std + eps)
     elif scale == "none":
         adv = centred
     else:
         raise ValueError(f"unknown advantage scale '{scale}'; valid: group, batch, none")
-    zero_var = (r.max(dim=1).values == r.min(dim=1).values).float().mean().item()
-    return adv.flatten(), {"adv/abs_mean": adv.abs().mean().item(), "adv/zero_std_groups": zero_var}
+    constant = r.max(dim=1, keepdim=True).values == r.min(dim=1, keepdim=True).values
+    adv = torch.where(constant, torch.zeros_like(adv), adv).to(out_dtype)
+    return adv.flatten(), {"adv/abs_mean": adv.abs().mean().item(), "adv/zero_std_groups": constant.double().mean().item()}
 
 
 @ADVANTAGES.register("dr_grpo")

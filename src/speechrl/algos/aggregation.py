@@ -3,15 +3,18 @@
 Signature: ``fn(loss (N, T), mask (N, T), *, norm_constant=None, segments=None, **_) -> (scalar, metrics)``
 (entries ignore the keywords they do not use).
 
-Fully masked rows contribute nothing and are not counted as sequences (as verl's current ``agg_loss``,
-which builds ``seq_mask = (mask.sum(-1) > 0)``); an all-masked batch gives 0, where verl's token-mean
-divides 0 by 0 (NaN). Differences from verl, all intentional and below 1e-7 relative on real data:
+Fully masked rows contribute nothing and are not counted as sequences (as verl's ``agg_loss`` before
+PR #4510, which builds ``seq_mask = (mask.sum(-1) > 0)``; after that PR, verl's seq-mean-* modes count
+empty rows in the denominator). An all-masked batch gives 0, where verl's token-mean divides 0 by 0
+(NaN). Empty rows only arise here from DAPO's overlong filter. Differences from verl, all intentional:
 
-* seq-mean-token-mean: verl divides a row by (|y_i| + 1e-8); we divide by max(|y_i|, 1) (the exact mean).
-* seq-mean-token-sum-norm: as current verl, sum_i sum_t L / (#non-empty rows) / C with C =
-  ``norm_constant`` (verl's ``loss_scale_factor``; default T, the padded length, as verl). The
-  trainer passes C = max_new_tokens (Dr.GRPO's constant MAX_TOKENS). Older verl (<= 0.4) divided the
-  total by C only, without the mean over rows.
+* seq-mean-token-mean: verl divides a row by (|y_i| + 1e-8); we divide by max(|y_i|, 1) (the exact mean;
+  below 1e-7 relative on real data).
+* seq-mean-token-sum-norm: Dr.GRPO's form, sum_i sum_t L / (#non-empty rows * C) with C =
+  ``norm_constant`` (default T, the padded length; the trainer passes C = max_new_tokens, Dr.GRPO's
+  MAX_TOKENS). verl before PR #4510 computes sum_i sum_t L / C (no mean over rows: N times larger,
+  which matters with gradient clipping); verl after PR #4510 divides by (all rows * C), i.e. equal to
+  ours when no row is empty. Checked against both versions' source.
 * seq-mean-segment-mean (ours, segment-level GSPO of ALGORITHMS.md / seed 002): "average within a
   segment, then over segments", then over sequences. Needs ``segments`` (N, T). Not among the
   ``rl.loss_agg`` override choices of config.py (the segment presets set it themselves).
