@@ -12,6 +12,16 @@ class AudioError(ValueError):
     """Unreadable, empty, wrongly sampled or too long audio; the message names the file."""
 
 
+def read_file(path: str | Path, where: str) -> tuple[np.ndarray, int]:
+    """(samples, channels) float32 and the sample rate; missing / undecodable -> AudioError naming ``where``."""
+    if not Path(path).exists():
+        raise AudioError(f"audio file not found: {where}")
+    try:
+        return sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:  # libsndfile's errors are RuntimeError / LibsndfileError
+        raise AudioError(f"cannot decode audio {where}: {e}") from None
+
+
 def load_audio(path: str | Path, sample_rate: int = 16000, max_seconds: float | None = None, context: str = "") -> np.ndarray:
     """Read a mono float32 waveform in [-1, 1], shape (samples,).
 
@@ -22,12 +32,7 @@ def load_audio(path: str | Path, sample_rate: int = 16000, max_seconds: float | 
     """
     path = Path(path)
     where = f"{path}" + (f" ({context})" if context else "")
-    if not path.exists():
-        raise AudioError(f"audio file not found: {where}")
-    try:
-        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:  # libsndfile's errors are RuntimeError / LibsndfileError
-        raise AudioError(f"cannot decode audio {where}: {e}") from None
+    wav, sr = read_file(path, where)
     if sr != sample_rate:
         raise AudioError(f"{where}: sample rate {sr} Hz, expected {sample_rate} Hz (resample, e.g. `sox in.wav -r {sample_rate} out.wav`)")
     if wav.shape[0] == 0:

@@ -1,7 +1,9 @@
 """Evaluation: greedy and sampled decoding of the test split, scored with the shared scorers.
 
 Writes ``samples.jsonl`` (per example: reference, each decoding's output and per-sample scores) and
-``metrics.json`` (corpus-level metrics per decoding, 0-100 scale), the format the report reads.
+``metrics.json`` (corpus-level metrics per decoding, 0-100 scale), the format the report reads, plus
+``ci``: ``{mode: {metric: [lo, hi]}}``, 95% bootstrap confidence intervals of each corpus metric
+(1000 seeded resamples of the test items; see :mod:`speechrl.evaluation.bootstrap`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import torch
 
 from speechrl.config import Config
+from speechrl.evaluation.bootstrap import metrics_ci
 from speechrl.models.build import Model
 from speechrl.models.processor import SpeechProcessor
 from speechrl.progress import Progress
@@ -49,16 +52,23 @@ def evaluate(cfg: Config, model: Model, proc: SpeechProcessor, samples: list[Sam
         for s in samples
     ]
     metrics: dict[str, dict[str, float]] = {}
+    ci: dict[str, dict[str, list[float | None]]] = {}
     timing: dict[str, float] = {}
     for mode in cfg.evaluate.decodings:
         t0 = time.perf_counter()
         hyps = decode(cfg, model, proc, samples, mode, desc)
         timing[f"decode_{mode}_s"] = time.perf_counter() - t0
         metrics[mode] = {}
+        per_metric: dict[str, list[float | None]] = {}
         for name in cfg.evaluate.metrics:
             metrics[mode][name], per = score_both(name, hyps, refs)
+            per_metric[name] = per
             for row, h, v in zip(rows, hyps, per):
                 row["outputs"][mode] = h
                 row["scores"].setdefault(mode, {})[name] = v
+        if hyps:
+            t1 = time.perf_counter()
+            ci[mode] = metrics_ci(list(cfg.evaluate.metrics), hyps, refs, per_metric, seed=cfg.seed)
+            timing[f"bootstrap_{mode}_s"] = time.perf_counter() - t1
         log.info(f"[{desc}] {mode}: " + " ".join(f"{k} {v:.2f}" for k, v in metrics[mode].items()))
-    return {"decodings": metrics, "timing": timing}, rows
+    return {"decodings": metrics, "ci": ci, "timing": timing}, rows

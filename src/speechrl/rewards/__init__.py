@@ -11,6 +11,8 @@ Registered: bleu, chrf, rouge_l, meteor, bertscore, exact_match (see :mod:`speec
 """
 
 from speechrl.rewards import text as _text  # noqa: F401  (registers the text scorers)
+from speechrl.rewards import asr as _asr, audio as _audio  # noqa: F401  (registers dnsmos_*, utmos, asr_wer, wer, cer)
+from speechrl.rewards import embedding as _embedding, reasoning as _reasoning  # noqa: F401,E401  (embedding_cosine, mc_accuracy, format)
 from speechrl.rewards.base import REWARDS, Scorer, check_inputs, combine, register, score_both, score_corpus, score_samples
 
 __all__ = ["REWARDS", "Scorer", "check_inputs", "combine", "register", "score_both", "score_corpus", "score_samples"]

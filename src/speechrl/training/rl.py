@@ -37,10 +37,12 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
 
 def rewards_for(cfg: Config, r: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted reward per completion (N,); a failed scorer gives NaN (counted; advantage 0)."""
-    total, per = combine(cfg.rl.rewards, r.texts, r.references)
+    stats: dict[str, float] = {}
+    total, per = combine(cfg.rl.rewards, r.texts, r.references, stats=stats)
     rewards = torch.tensor([math.nan if v is None else v for v in total], dtype=torch.float32)
     on = ~r.off_policy.cpu()
     metrics = {f"reward/{k}": _mean([x for x, o in zip(v, on.tolist()) if x is not None and o]) for k, v in per.items()}
+    metrics["reward/cache_hits"] = float(stats.get("reward/cache_hits", 0))
     metrics["reward/failed"] = float(torch.isnan(rewards).sum())
     return rewards, metrics
 
