@@ -99,7 +99,7 @@ def test_reward_mapping_and_corpus(batch) -> None:
         r = score_samples(f"dnsmos_{s}", ["", "", ""], refs, audio=audio)
         assert r[0] == pytest.approx((mos["clean"][s] - 1) / 4) and r[1] == pytest.approx((mos["noisy"][s] - 1) / 4) and r[2] is None
         mean_mos = (mos["clean"][s] + mos["noisy"][s]) / 2
-        assert score_corpus(f"dnsmos_{s}", ["", "", ""], refs, audio=audio) == pytest.approx(25 * (mean_mos - 1))
+        assert score_corpus(f"dnsmos_{s}", ["", "", ""], refs, audio=audio) == pytest.approx(mean_mos)  # 1-5 scale
         assert A.corpus_mos(f"dnsmos_{s}", audio) == pytest.approx(mean_mos)
     assert A.mos_to_reward(5.7) == 1.0 and A.mos_to_reward(0.5) == 0.0
 

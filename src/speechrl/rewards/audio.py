@@ -16,9 +16,8 @@ DNSMOS: Microsoft's DNSMOS P.835 (SIG, BAK, OVRL) and P.808 ONNX models as shipp
 ``speechmos`` package (no download), run by its reference code (clips under 9.01 s are tiled,
 longer ones scored in 9.01 s windows with a 1 s hop and averaged). The reward is
 ``(MOS - 1) / 4`` clipped to [0, 1]. ``dnsmos_mos(audio)`` gives the raw MOS values (1-5 scale).
-The scorers have no separate corpus function (the contract's corpus function does not receive
-``audio=``): ``score_corpus`` reports ``100 * mean reward = 25 * (mean MOS - 1)``, a 0-100 value,
-*not* the MOS; use :func:`corpus_mos` for the mean MOS on the 1-5 scale.
+The corpus value (``score_corpus``, metrics.json) is the mean MOS on the 1-5 scale, as papers report
+DNSMOS (e.g. OVRL 3.43 -> 3.49 in seed 001), not a 0-100 value (:func:`corpus_mos`).
 
 Workers: scoring runs in a ``ProcessPoolExecutor`` (spawn) of ``SPEECHRL_AUDIO_WORKERS`` processes
 (default 2; ``0`` = in this process), each loading the models once in its initializer and running
@@ -266,14 +265,18 @@ def _dnsmos_scorer(sub: str, what: str) -> Scorer:
     def sample(hyps: list[str], refs: Any = None, *, audio: Sequence[Any], **_columns: Any) -> list[float | None]:
         return [mos_to_reward(None if m is None else m[sub]) for m in dnsmos_mos(audio)]
 
+    def corpus(hyps: list[str], refs: Any = None, *, audio: Sequence[Any]) -> float:
+        return corpus_mos(f"dnsmos_{sub}", audio)
+
     sample.__name__ = f"dnsmos_{sub}"
     return Scorer(
         name=f"dnsmos_{sub}",
         sample=sample,
+        corpus=corpus,
         columns=("audio",),
         description=(
             f"DNSMOS {what} (speechmos ONNX models) of the 'audio' column; reward (MOS-1)/4 in [0, 1]; "
-            "corpus value 100 * mean reward = 25 * (mean MOS - 1), not the MOS itself (see corpus_mos for 1-5)"
+            "corpus value: the mean MOS on the 1-5 scale (as papers report DNSMOS), not 0-100"
         ),
     )
 

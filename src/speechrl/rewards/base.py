@@ -107,7 +107,7 @@ def score_corpus(name: str, hyps: Sequence[str], refs: Refs, **columns: Any) -> 
     checked = check_inputs(hyps, refs)
     check_columns(scorer, len(hyps), columns)
     if scorer.corpus is not None:
-        return float(scorer.corpus(list(hyps), checked))
+        return _corpus(scorer, hyps, checked, columns)
     return _mean100(cached_sample(scorer, list(hyps), checked, **columns))
 
 
@@ -117,8 +117,13 @@ def score_both(name: str, hyps: Sequence[str], refs: Refs, **columns: Any) -> tu
     checked = check_inputs(hyps, refs)
     check_columns(scorer, len(hyps), columns)
     per = cached_sample(scorer, list(hyps), checked, **columns)
-    corpus = float(scorer.corpus(list(hyps), checked)) if scorer.corpus is not None else _mean100(per)
+    corpus = _corpus(scorer, hyps, checked, columns) if scorer.corpus is not None else _mean100(per)
     return corpus, per
+
+
+def _corpus(scorer: Scorer, hyps: Sequence[str], refs: list[list[str]], columns: dict[str, Any]) -> float:
+    """The scorer's corpus function, given the columns it declares (e.g. ``audio=`` for DNSMOS)."""
+    return float(scorer.corpus(list(hyps), refs, **{c: columns[c] for c in scorer.columns}))
 
 
 def _mean100(scores: list[float | None]) -> float:
