@@ -35,11 +35,7 @@ def _registry_choices(kind: str) -> list[str]:
         from speechrl.algos import PRESETS
 
         return PRESETS.names()
-    if kind == "reward":
-        from speechrl.rewards import REWARDS
-
-        return REWARDS.names()
-    if kind == "metric":
+    if kind in ("reward", "metric"):  # one scorer library serves rewards and metrics
         from speechrl.rewards import REWARDS
 
         return REWARDS.names()

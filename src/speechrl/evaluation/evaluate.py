@@ -63,9 +63,10 @@ def evaluate(cfg: Config, model: Model, proc: SpeechProcessor, samples: list[Sam
         for name in cfg.evaluate.metrics:
             metrics[mode][name], per = score_both(name, hyps, refs)
             per_metric[name] = per
-            for row, h, v in zip(rows, hyps, per):
-                row["outputs"][mode] = h
+            for row, v in zip(rows, per):
                 row["scores"].setdefault(mode, {})[name] = v
+        for row, h in zip(rows, hyps):
+            row["outputs"][mode] = h
         if hyps:
             t1 = time.perf_counter()
             ci[mode] = metrics_ci(list(cfg.evaluate.metrics), hyps, refs, per_metric, seed=cfg.seed)
