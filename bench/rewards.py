@@ -77,6 +77,7 @@ CASES: list[Case] = [
 def run_case(case: Case, n: int) -> tuple[float, float, float]:
     """(items/s warm, first-call seconds, mean score) of one case."""
     from speechrl.rewards import REWARDS
+    from speechrl.rewards import asr as R
     from speechrl.rewards import audio as A
 
     hyps, refs, cols = case.setup(n)
@@ -85,7 +86,8 @@ def run_case(case: Case, n: int) -> tuple[float, float, float]:
     warm_cols = {k: v[:2] for k, v in cols.items()}
     scorer.sample(hyps[:2], refs[:2], **warm_cols)  # start the pool, load models
     first = time.perf_counter() - t
-    A._MOS_CACHE.clear()  # time the model, not the memo
+    A._MOS_CACHE.clear()  # time the models, not the memos
+    R._TRANSCRIPTS.clear()
     t = time.perf_counter()
     scores = scorer.sample(hyps, refs, **cols)
     dt = time.perf_counter() - t

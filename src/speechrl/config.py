@@ -87,6 +87,7 @@ class SyntheticConfig:
     speeds: list[int] = opt([150, 170, 190], "espeak-ng speaking rates (words per minute) sampled per utterance.")
     pitches: list[int] = opt([35, 50, 65], "espeak-ng pitches (0-99) sampled per utterance.")
     sqa_facts: int = opt(2, "Facts (sentences) per mini-SQA passage; the question asks about one of them.", ge=1, le=4)
+    ast_words_per_kind: int = opt(0, "mini-AST vocabulary: keep the first N nouns of each semantic kind, N adjectives per kind, N names and N adverbials of each type (0 = the whole lexicon). Smaller makes the task learnable by a tiny model in fewer steps.", ge=0)
     workers: int = opt(2, "Parallel espeak-ng processes.", ge=1)
 
 

@@ -87,6 +87,18 @@ def test_generated_sentences_respect_the_lexicon() -> None:
         assert it["german"][0].isupper() and it["german"].endswith(".")
 
 
+def test_small_ast_vocabulary() -> None:
+    small = synthetic.ast_vocab(2)
+    kinds = [lx.NOUNS[n].kind for n in small.nouns]
+    assert max(kinds.count(k) for k in set(kinds)) == 2 and len(small.names) == 2
+    items = make_ast_items(random.Random(0), 2000, words_per_kind=2)
+    words = {w for it in items for w in it["english"].lower().rstrip(".").split()}
+    full = {w for it in make_ast_items(random.Random(0), 2000) for w in it["english"].lower().rstrip(".").split()}
+    assert len(words) < len(full) / 2
+    assert {it["sentence"].obj.noun for it in items} <= set(small.nouns)
+    assert make_ast_items(random.Random(0), 50, words_per_kind=0) == make_ast_items(random.Random(0), 50)
+
+
 # ------------------------------------------------------------------------------ mini-SQA text
 def test_sqa_items() -> None:
     items = make_sqa_items(random.Random(1), 300, 2)

@@ -78,6 +78,25 @@ def test_asr_wer_with_task_lm(utterances, monkeypatch) -> None:
     s = score_samples("asr_wer", ["", "", ""], [[SENTENCES[0]], [SENTENCES[0]], [SENTENCES[5], SENTENCES[0]]], audio=[paths[0], nan, wav])
     assert s[0] == s[2] == pytest.approx(1 - R.error_rate(texts[0], SENTENCES[0])) and s[1] is None
     assert s[0] >= 0.75  # the third sample picks its best reference (SENTENCES[0])
+    # corpus: errors pooled over reference words (not the mean of per-sample rates)
+    long_ref = SENTENCES[6] + " " + SENTENCES[8]  # 9 words; its audio only says SENTENCES[6]: >= 4 deletions
+    corpus = score_corpus("asr_wer", ["", ""], [[SENTENCES[5]], [long_ref]], audio=[paths[5], paths[6]])
+    edits = [R._best(texts[5], [SENTENCES[5]], "word"), R._best(texts[6], [long_ref], "word")]
+    pooled = 100 * (1 - sum(e for e, _ in edits) / sum(n for _, n in edits))
+    mean = 100 * sum(1 - e / n for e, n in edits) / 2
+    assert corpus == pytest.approx(pooled) and abs(pooled - mean) > 1
+
+
+@needs_tools
+def test_asr_transcripts_follow_file_content_and_lm(utterances, tmp_path, monkeypatch) -> None:
+    paths, lm = utterances
+    monkeypatch.setenv(R.LM_ENV, str(lm))
+    target = tmp_path / "clip.wav"
+    shutil.copy(paths[0], target)
+    first = score_samples("asr_wer", [""], [[SENTENCES[0]]], audio=[str(target)])
+    shutil.copy(paths[2], target)  # same path, new content: neither cache may answer from the old file
+    second = score_samples("asr_wer", [""], [[SENTENCES[0]]], audio=[str(target)])
+    assert first[0] >= 0.75 and second[0] < 0.5
 
 
 def test_build_task_lm_files_and_oov(tmp_path) -> None:

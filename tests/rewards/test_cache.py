@@ -162,3 +162,20 @@ def test_se_composite_weights(fake) -> None:
         se_composite(dnsmos="nope", wer="t_wer", utmos="t_utmos")
     with pytest.raises(ValueError, match="unknown reward composite"):
         composite_weights("se")
+
+
+def test_file_columns_key_on_content_and_settings_on_env(fake, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake["add"]("_t_file", lambda hyps, refs, audio, **_: [float(len(open(a, "rb").read())) / 10 for a in audio],
+                columns=("audio",), file_columns=("audio",), settings=("_T_MODEL",))
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"abc")
+    assert score_samples("_t_file", ["h"], [["r"]], audio=[str(f)]) == [0.3]
+    assert score_samples("_t_file", ["h"], [["r"]], audio=[str(f)]) == [0.3] and fake["n"] == 1
+    f.write_bytes(b"abcde")  # same path, new bytes -> scored again
+    assert score_samples("_t_file", ["h"], [["r"]], audio=[str(f)]) == [0.5] and fake["n"] == 2
+    copy = tmp_path / "b.bin"
+    copy.write_bytes(b"abcde")  # another path, same bytes -> a hit
+    assert score_samples("_t_file", ["h"], [["r"]], audio=[str(copy)]) == [0.5] and fake["n"] == 2
+    monkeypatch.setenv("_T_MODEL", "other")  # another model setting -> scored again
+    assert score_samples("_t_file", ["h"], [["r"]], audio=[str(copy)]) == [0.5] and fake["n"] == 3
+    assert C.content_key(str(tmp_path / "missing.wav")) is None

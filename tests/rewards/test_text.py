@@ -10,7 +10,7 @@ from speechrl.registry import UnknownNameError
 from speechrl.rewards import REWARDS, Scorer, combine, score_both, score_corpus, score_samples
 from speechrl.rewards import text as T
 
-TEXT = ["bleu", "chrf", "rouge_l", "meteor", "bertscore", "exact_match"]
+TEXT = ["bleu", "chrf", "rouge_1", "rouge_2", "rouge_l", "meteor", "bertscore", "exact_match"]
 HYP = "the quick brown fox jumps over the lazy dog near the river bank"
 
 # sacrebleu README example
@@ -74,6 +74,10 @@ def test_rouge_l_readme_example() -> None:
     two_refs = REWARDS.get("rouge_l").sample(["The quick brown dog jumps on the log."], [["unrelated words", "The quick brown fox jumps over the lazy dog"]])
     assert two_refs == s
     assert score_corpus("rouge_l", ["a b", "c d"], [["a b"], ["x y"]]) == pytest.approx(50.0)
+    # the README's ROUGE-1 value, and ROUGE-2 by hand: 2 shared bigrams of 7 (hyp) and 8 (ref)
+    pred, target = ["The quick brown dog jumps on the log."], [["The quick brown fox jumps over the lazy dog"]]
+    assert REWARDS.get("rouge_1").sample(pred, target)[0] == pytest.approx(0.7058823529411765)
+    assert REWARDS.get("rouge_2").sample(pred, target)[0] == pytest.approx(2 * (2 / 7) * (2 / 8) / (2 / 7 + 2 / 8))
 
 
 def test_meteor_counts_wordnet_synonyms() -> None:

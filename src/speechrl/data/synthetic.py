@@ -153,56 +153,84 @@ def translate_en_de(s: Sentence) -> str:
     return _cap(text) + "."
 
 
-def _objects(verb: str) -> list[str]:
-    sel = lx.VERBS[verb].objects
-    return [k for k, n in lx.NOUNS.items() if not n.weak and (k in sel or n.kind in sel)]
+@dataclass(frozen=True)
+class AstVocab:
+    """The part of the lexicon a mini-AST dataset draws from (:func:`ast_vocab`)."""
+
+    nouns: tuple[str, ...]
+    names: tuple[str, ...]
+    adjectives: dict[str, tuple[str, ...]]  # noun kind -> adjectives
+    times: tuple[str, ...]
+    places: tuple[str, ...]
+    objects: dict[str, tuple[str, ...]]  # verb -> object nouns (verbs without any are left out)
 
 
-_VERB_OBJECTS = {v: _objects(v) for v in lx.VERBS}
-_PEOPLE = [k for k, n in lx.NOUNS.items() if n.kind == "person"]
-_ANIMALS = [k for k, n in lx.NOUNS.items() if n.kind == "animal"]
+def ast_vocab(words_per_kind: int = 0) -> AstVocab:
+    """The first ``words_per_kind`` nouns of each kind, adjectives per kind, names and adverbials
+    (lexicon order); 0 keeps everything. Smaller vocabularies make the task learnable by smaller
+    models in fewer steps (the number of distinct sentences stays large)."""
+    k = words_per_kind or None
+    per_kind: dict[str, list[str]] = {}
+    for noun, info in lx.NOUNS.items():
+        per_kind.setdefault(info.kind, []).append(noun)
+    nouns = tuple(n for ns in per_kind.values() for n in ns[:k])
+    objects = {}
+    for verb, info in lx.VERBS.items():
+        objs = tuple(n for n in nouns if not lx.NOUNS[n].weak and (n in info.objects or lx.NOUNS[n].kind in info.objects))
+        if objs:
+            objects[verb] = objs
+    return AstVocab(nouns, lx.NAMES[:k], {kind: adjs[:k] for kind, adjs in lx.ADJ_BY_KIND.items()},
+                    tuple(lx.TIME_ADVERBIALS)[:k], tuple(lx.PLACE_ADVERBIALS)[:k], objects)
 
 
-def _random_np(rng: random.Random, noun: str, p_adj: float) -> NounPhrase:
+FULL_VOCAB = ast_vocab()
+
+
+def _random_np(rng: random.Random, noun: str, p_adj: float, vocab: AstVocab) -> NounPhrase:
     info = lx.NOUNS[noun]
     article = "a" if info.countable and rng.random() < 0.35 else "the"
-    adj = rng.choice(lx.ADJ_BY_KIND[info.kind]) if rng.random() < p_adj else None
+    adjs = vocab.adjectives[info.kind]
+    adj = rng.choice(adjs) if adjs and rng.random() < p_adj else None
     return NounPhrase(noun, article, adj)
 
 
-def random_sentence(rng: random.Random) -> Sentence:
-    """One random, semantically plausible :class:`Sentence`."""
-    verb = rng.choice(list(lx.VERBS))
+def random_sentence(rng: random.Random, vocab: AstVocab = FULL_VOCAB) -> Sentence:
+    """One random, semantically plausible :class:`Sentence` over ``vocab``."""
+    verb = rng.choice(list(vocab.objects))
+    people = [n for n in vocab.nouns if lx.NOUNS[n].kind == "person"]
+    animals = [n for n in vocab.nouns if lx.NOUNS[n].kind == "animal"]
     r = rng.random()
     if r < 0.15:
-        subject = NounPhrase(rng.choice(lx.NAMES), "")
+        subject = NounPhrase(rng.choice(vocab.names), "")
     else:
-        pool = _PEOPLE + _ANIMALS if lx.VERBS[verb].animals else _PEOPLE
-        subject = _random_np(rng, rng.choice(pool), 0.4)
-    obj_noun = rng.choice([o for o in _VERB_OBJECTS[verb] if o != subject.noun])
-    obj = _random_np(rng, obj_noun, 0.5)
+        pool = people + animals if lx.VERBS[verb].animals else people
+        subject = _random_np(rng, rng.choice(pool), 0.4, vocab)
+    obj_noun = rng.choice([o for o in vocab.objects[verb] if o != subject.noun] or list(vocab.objects[verb]))
+    obj = _random_np(rng, obj_noun, 0.5, vocab)
     free = not lx.VERBS[verb].stative
-    time_adv = rng.choice(list(lx.TIME_ADVERBIALS)) if free and rng.random() < 0.3 else None
-    place = rng.choice(list(lx.PLACE_ADVERBIALS)) if free and rng.random() < 0.3 else None
+    time_adv = rng.choice(vocab.times) if free and rng.random() < 0.3 else None
+    place = rng.choice(vocab.places) if free and rng.random() < 0.3 else None
     place_first = place is not None and time_adv is None and rng.random() < 0.5
     negated = rng.random() < 0.15 and not (place and not place_first)
     return Sentence(subject, verb, obj, time_adv, place, place_first, negated)
 
 
-def make_ast_items(rng: random.Random, n: int) -> list[dict[str, Any]]:
+def make_ast_items(rng: random.Random, n: int, words_per_kind: int = 0) -> list[dict[str, Any]]:
     """``n`` items with distinct English sentences: ``{"english", "german", "sentence"}``."""
+    vocab = ast_vocab(words_per_kind)
     items: list[dict[str, Any]] = []
     seen: set[str] = set()
     for _ in range(n * _MAX_TRIES):
         if len(items) == n:
             break
-        s = random_sentence(rng)
+        s = random_sentence(rng, vocab)
         en = realize_en(s)
         if en not in seen:
             seen.add(en)
             items.append({"english": en, "german": translate_en_de(s), "sentence": s})
     if len(items) < n:
-        raise ValueError(f"mini-AST grammar produced only {len(items)} distinct sentences, {n} requested")
+        raise ValueError(f"mini-AST grammar produced only {len(items)} distinct sentences, {n} requested "
+                         "(raise data.synthetic.ast_words_per_kind or lower the split sizes)")
     return items
 
 
@@ -327,7 +355,7 @@ def build_synthetic(task: str, cfg: Config, out_dir: Path) -> dict:
     counts = {"train": syn.n_train, "valid": syn.n_valid, "test": syn.n_test}
     rng = random.Random(f"{cfg.seed}-{task}")
     n = sum(counts.values())
-    items = make_sqa_items(rng, n, syn.sqa_facts) if task == "sqa" else make_ast_items(rng, n)
+    items = make_sqa_items(rng, n, syn.sqa_facts) if task == "sqa" else make_ast_items(rng, n, syn.ast_words_per_kind)
 
     jobs: list[dict[str, Any]] = []
     it = iter(items)

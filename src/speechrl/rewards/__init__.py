@@ -7,7 +7,7 @@
     score_corpus("bleu", hyps, refs)                  # corpus BLEU, 0-100 (metrics.json)
 
 ``refs`` holds one list of references per sample; further dataset columns are keyword arguments.
-Registered: bleu, chrf, rouge_l, meteor, bertscore, exact_match (see :mod:`speechrl.rewards.text`).
+Registered: bleu, chrf, rouge_1, rouge_2, rouge_l, meteor, bertscore, exact_match (see :mod:`speechrl.rewards.text`).
 """
 
 from speechrl.rewards import text as _text  # noqa: F401  (registers the text scorers)

@@ -11,7 +11,10 @@ by a space, whitespace collapsed. Error rates come from jiwer (4.x) on the norma
   (characters for CER), best reference per sample. So WER 12.5 % is reported as 87.5.
 * ``asr_wer`` (audio): transcribes the ``audio=`` column (see :mod:`speechrl.rewards.audio` for
   accepted items) and scores ``1 - WER`` against the best reference, clipped to [0, 1]; NaN or
-  empty audio gives ``None``. ``hyps`` are ignored. Corpus value: ``100 * mean reward``.
+  empty audio gives ``None``. ``hyps`` are ignored. Corpus value: like ``wer``, pooled:
+  ``100 * max(0, 1 - total edits / total reference words)`` over the scorable samples. Transcripts
+  are memoised in the process per (back-end, audio content), so the corpus pass after the
+  per-sample pass does not transcribe again.
 
 ASR back-ends, chosen by environment:
 
@@ -44,6 +47,7 @@ from typing import Any
 
 from speechrl.rewards.audio import SR, log_notes, prepare_audio, run_pool
 from speechrl.rewards.base import Scorer, check_inputs, register
+from speechrl.rewards.cache import content_key
 
 log = logging.getLogger("speechrl.rewards.asr")
 
@@ -211,20 +215,39 @@ def _recognise_one(item: Any) -> tuple[str | None, list[str]]:
     return (hyp.hypstr if hyp is not None else ""), notes
 
 
+_TRANSCRIPTS: dict[tuple[str, str], str | None] = {}
+_TRANSCRIPTS_MAX = 50_000
+
+
 def transcribe(audio: Sequence[Any]) -> list[str | None]:
-    """Transcripts of the ``audio=`` items (``None`` where the audio is not scorable), per the env config."""
+    """Transcripts of the ``audio=`` items (``None`` where the audio is not scorable), per the env config.
+
+    Memoised per (back-end, content): repeated items are recognised once per process."""
     model = os.environ.get(MODEL_ENV, "").strip()
-    if model:
-        return _whisper(model, audio)
     lm_dir = os.environ.get(LM_ENV, "").strip()
-    if lm_dir:
-        _lm_files(lm_dir)  # fail here, with the folder named, rather than inside a worker
-        lm_dir = str(Path(lm_dir).resolve())
-    else:
-        _warn_generic_lm()
-    results = run_pool(("pocketsphinx", lm_dir), _load_decoder, _recognise_one, list(audio))
-    log_notes("asr_wer", results)
-    return [t for t, _ in results]
+    backend = f"whisper:{model}" if model else f"pocketsphinx:{lm_dir}"
+    keys = [content_key(a) for a in audio]
+    todo = [i for i, k in enumerate(keys) if k is None or (backend, k) not in _TRANSCRIPTS]
+    if todo:
+        items = [audio[i] for i in todo]
+        if model:
+            texts = _whisper(model, items)
+        else:
+            if lm_dir:
+                _lm_files(lm_dir)  # fail here, with the folder named, rather than inside a worker
+                lm_dir = str(Path(lm_dir).resolve())
+            else:
+                _warn_generic_lm()
+            results = run_pool(("pocketsphinx", lm_dir), _load_decoder, _recognise_one, items)
+            log_notes("asr_wer", results)
+            texts = [t for t, _ in results]
+        if len(_TRANSCRIPTS) > _TRANSCRIPTS_MAX:
+            _TRANSCRIPTS.clear()
+        fresh = dict(zip(todo, texts))
+        for i, t in fresh.items():
+            if keys[i] is not None:
+                _TRANSCRIPTS[(backend, keys[i])] = t
+    return [fresh[i] if i in todo else _TRANSCRIPTS[(backend, keys[i])] for i in range(len(audio))]  # type: ignore[index]
 
 
 @functools.lru_cache(maxsize=1)
@@ -258,23 +281,33 @@ def _whisper(model: str, audio: Sequence[Any]) -> list[str | None]:
     return out
 
 
-def _asr_wer(hyps: list[str], refs: Any, *, audio: Sequence[Any], **_columns: Any) -> list[float | None]:
+def _asr_edits(refs: Any, audio: Sequence[Any]) -> list[tuple[int, int] | None]:
+    """(edits, reference words) of each transcript against its best reference; ``None`` if not scorable."""
     checked = check_inputs(["" for _ in audio], refs)
-    out: list[float | None] = []
-    for text, rs in zip(transcribe(audio), checked):
-        best = None if text is None else _best(text, rs, "word")
-        out.append(None if best is None else min(1.0, max(0.0, 1.0 - best[0] / best[1])))
-    return out
+    return [None if text is None else _best(text, rs, "word") for text, rs in zip(transcribe(audio), checked)]
+
+
+def _asr_wer(hyps: list[str], refs: Any, *, audio: Sequence[Any], **_columns: Any) -> list[float | None]:
+    return [None if b is None else min(1.0, max(0.0, 1.0 - b[0] / b[1])) for b in _asr_edits(refs, audio)]
+
+
+def _asr_wer_corpus(hyps: list[str], refs: Any, *, audio: Sequence[Any]) -> float:
+    pairs = [b for b in _asr_edits(refs, audio) if b is not None]
+    total = sum(n for _, n in pairs)
+    return float("nan") if total == 0 else 100.0 * max(0.0, 1.0 - sum(e for e, _ in pairs) / total)
 
 
 register(
     Scorer(
         name="asr_wer",
         sample=_asr_wer,
+        corpus=_asr_wer_corpus,
         columns=("audio",),
+        file_columns=("audio",),
+        settings=(MODEL_ENV, LM_ENV),
         description=(
             f"1 - WER of an ASR transcript of the 'audio' column vs the best reference, clipped to [0, 1]; "
-            f"pocketsphinx (task LM from {LM_ENV}) or Whisper ({MODEL_ENV}, cluster); corpus 100 * mean"
+            f"pocketsphinx (task LM from {LM_ENV}) or Whisper ({MODEL_ENV}, cluster); corpus 100 * (1 - pooled WER)"
         ),
     )
 )

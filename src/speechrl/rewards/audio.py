@@ -274,6 +274,7 @@ def _dnsmos_scorer(sub: str, what: str) -> Scorer:
         sample=sample,
         corpus=corpus,
         columns=("audio",),
+        file_columns=("audio",),
         description=(
             f"DNSMOS {what} (speechmos ONNX models) of the 'audio' column; reward (MOS-1)/4 in [0, 1]; "
             "corpus value: the mean MOS on the 1-5 scale (as papers report DNSMOS), not 0-100"
@@ -332,6 +333,8 @@ register(
         name="utmos",
         sample=_utmos,
         columns=("audio",),
+        file_columns=("audio",),
+        settings=(UTMOS_ENV,),
         description=f"UTMOS plug-in: a user-provided TorchScript checkpoint ({UTMOS_ENV}) scores the 'audio' column; reward (MOS-1)/4 in [0, 1]",
     )
 )

@@ -49,6 +49,10 @@ class Scorer:
     """Columns the scorer uses when present (e.g. ``("choices",)``); part of the cache key like ``columns``."""
     cacheable: bool = True
     """False for scorers whose result is not a function of (hypothesis, references, columns)."""
+    file_columns: tuple[str, ...] = ()
+    """Columns whose path values are cached by the file's *content* (sha1 of its bytes), not its name."""
+    settings: tuple[str, ...] = ()
+    """Environment variables that choose the scorer's model or back-end; their values are part of the cache key."""
 
 
 REWARDS: Registry[Scorer] = Registry("reward")

@@ -2,9 +2,12 @@
 
     cached_sample(scorer, hyps, refs, **columns) -> list[float | None]
 
-* **Cache key**: SHA-1 of (scorer name, scorer function ``module.qualname``, hypothesis, the sample's
+* **Cache key**: SHA-1 of (scorer name, scorer function ``module.qualname``, the values of the
+  environment variables in ``scorer.settings`` (model / back-end choice), hypothesis, the sample's
   references, and the sample's values of the columns the scorer uses: ``scorer.columns`` plus
-  ``scorer.optional_columns`` when given). Strings, numbers, ``None``, lists/tuples/dicts of them,
+  ``scorer.optional_columns`` when given). A path in one of ``scorer.file_columns`` (audio) stands
+  for the file's content: its bytes are hashed (memoised per path, size and mtime), so a rewritten
+  file is scored again; a path that cannot be read is not cached. Strings, numbers, ``None``, lists/tuples/dicts of them,
   numpy arrays and torch tensors (dtype + shape + bytes) are hashable; a sample with any other column
   value is simply not cached. Scorers with ``cacheable=False`` are never cached.
 * **In-process LRU** of :data:`MEMORY_SIZE` entries (env ``SPEECHRL_REWARD_CACHE_SIZE``, default
@@ -108,19 +111,58 @@ def _as_array(v: Any) -> Any:
 
 def scorer_fingerprint(scorer: Scorer) -> str:
     fn = scorer.sample
-    return f"{scorer.name}|{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+    env = ";".join(f"{k}={os.environ.get(k, '')}" for k in getattr(scorer, "settings", ()))
+    return f"{scorer.name}|{getattr(fn, '__module__', '')}.{getattr(fn, '__qualname__', type(fn).__name__)}|{env}"
+
+
+_FILE_DIGESTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-1 of a file's bytes, memoised per (absolute path, size, mtime_ns); raises ``OSError``."""
+    p = os.path.abspath(os.fspath(path))
+    st = os.stat(p)
+    key = (p, st.st_size, st.st_mtime_ns)
+    if key not in _FILE_DIGESTS:
+        h = hashlib.sha1()
+        with open(p, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        _FILE_DIGESTS[key] = h.hexdigest()
+    return _FILE_DIGESTS[key]
+
+
+def _content(value: Any) -> Any:
+    """A file-column value as its content digest (paths) or as is (arrays, dicts); ``_Unhashable`` if unreadable."""
+    if isinstance(value, (str, os.PathLike)):
+        try:
+            return ("file-sha1", file_digest(value))
+        except OSError as e:
+            raise _Unhashable(str(e)) from None
+    return value
+
+
+def content_key(value: Any) -> str | None:
+    """SHA-1 of one value as the cache sees it (a path stands for its file's bytes); ``None`` if unhashable."""
+    h = hashlib.sha1()
+    try:
+        _feed(h, _content(value))
+    except _Unhashable:
+        return None
+    return h.hexdigest()
 
 
 def sample_key(scorer: Scorer, hyp: str, refs: Sequence[str], columns: dict[str, Any]) -> str | None:
     """The cache key of one sample (``columns`` = this sample's values by name), ``None`` if uncacheable."""
     h = hashlib.sha1()
+    files = getattr(scorer, "file_columns", ())
     try:
         _feed(h, scorer_fingerprint(scorer))
         _feed(h, hyp)
         _feed(h, list(refs))
         for name in sorted(columns):
             _feed(h, name)
-            _feed(h, columns[name])
+            _feed(h, _content(columns[name]) if name in files else columns[name])
     except _Unhashable:
         return None
     return h.hexdigest()

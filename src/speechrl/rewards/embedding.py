@@ -76,4 +76,5 @@ def _embedding_cosine(hyps: list[str], refs: list[list[str]]) -> list[float]:
 
 
 register(Scorer("embedding_cosine", _text_sample(_embedding_cosine), None,
-                "max(0, cosine) of sentence embeddings (all-MiniLM-L6-v2 local; $SPEECHRL_EMBEDDING_MODEL), best reference"))
+                "max(0, cosine) of sentence embeddings (all-MiniLM-L6-v2 local; $SPEECHRL_EMBEDDING_MODEL), best reference",
+                settings=(EMBEDDING_MODEL_ENV,)))

@@ -109,16 +109,21 @@ def _chrf_corpus(hyps: list[str], refs: list[list[str]]) -> float:
 def _rouge() -> Any:
     from rouge_score.rouge_scorer import RougeScorer
 
-    return RougeScorer(["rougeL"], use_stemmer=True)
+    return RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
 
 
-def _rouge_l(hyps: list[str], refs: list[list[str]]) -> list[float]:
-    """rouge-score ROUGE-L F-measure (Porter stemming), best reference.
+def _rouge_n(kind: str) -> Callable[[list[str], list[list[str]]], list[float]]:
+    """rouge-score ``kind`` (``rouge1``, ``rouge2``, ``rougeL``) F-measure (Porter stemming), best reference.
 
     rouge-score's default tokenizer keeps only [a-z0-9] runs, so non-ASCII letters (ä, ß) act
     as separators; the same on both sides, so German is scored, slightly coarsely."""
-    r = _rouge()
-    return [max(r.score(ref, h)["rougeL"].fmeasure for ref in rs) for h, rs in zip(hyps, refs)]
+
+    def score(hyps: list[str], refs: list[list[str]]) -> list[float]:
+        r = _rouge()
+        return [max(r.score(ref, h)[kind].fmeasure for ref in rs) for h, rs in zip(hyps, refs)]
+
+    score.__qualname__ = score.__name__ = f"_{kind}"
+    return score
 
 
 # ------------------------------------------------------------------------------- METEOR
@@ -232,9 +237,12 @@ def _exact_match(hyps: list[str], refs: list[list[str]]) -> list[float]:
 for _name, _fn, _corpus, _desc in [
     ("bleu", _bleu, _bleu_corpus, "sacrebleu BLEU (sentence: effective order; corpus: multi-reference)"),
     ("chrf", _chrf, _chrf_corpus, "sacrebleu chrF"),
-    ("rouge_l", _rouge_l, None, "ROUGE-L F-measure (rouge-score, stemmed), best reference"),
+    ("rouge_1", _rouge_n("rouge1"), None, "ROUGE-1 F-measure (rouge-score, stemmed), best reference"),
+    ("rouge_2", _rouge_n("rouge2"), None, "ROUGE-2 F-measure (rouge-score, stemmed), best reference"),
+    ("rouge_l", _rouge_n("rougeL"), None, "ROUGE-L F-measure (rouge-score, stemmed), best reference"),
     ("meteor", _meteor, None, "METEOR (NLTK, WordNet synonyms), best reference"),
     ("bertscore", _bertscore, None, "BERTScore F1 with all-MiniLM-L6-v2 (local), best reference"),
     ("exact_match", _exact_match, None, "normalised exact match with any reference"),
 ]:
-    register(Scorer(_name, _text_sample(_fn), _text_corpus(_corpus) if _corpus else None, _desc))
+    register(Scorer(_name, _text_sample(_fn), _text_corpus(_corpus) if _corpus else None, _desc,
+                    settings=(BERTSCORE_MODEL_ENV,) if _name == "bertscore" else ()))
