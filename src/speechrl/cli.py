@@ -9,6 +9,7 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -82,20 +83,22 @@ def cmd_tracking_init(a: argparse.Namespace, cfg: Config) -> None:
 
 
 def cmd_data(a: argparse.Namespace, cfg: Config) -> None:
+    from speechrl.data.hub import build_hub
     from speechrl.data.synthetic import build_synthetic
 
     out, start = Path(a.out), time.time()
     from speechrl.tracking import job_run
 
+    build = build_hub if cfg.data.source == "hub" else build_synthetic
     with job_run(cfg, a.tracking, "data", f"data:{a.task}") as run:
-        stats = build_synthetic(a.task, cfg, out)
+        stats = build(a.task, cfg, out)
         run.metrics({k: v for k, v in stats.items() if isinstance(v, (int, float))}, 0)
         _finish(out, cfg, "data", [], start, run)
 
 
 def cmd_init_model(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.data.manifest import read_manifest
-    from speechrl.models.build import build_tiny, count_params, save
+    from speechrl.models.build import build_tiny, count_params, load_pretrained, save
     from speechrl.tracking import job_run
 
     out, start = Path(a.out), time.time()
@@ -104,10 +107,14 @@ def cmd_init_model(a: argparse.Namespace, cfg: Config) -> None:
         for ex in read_manifest(Path(d) / "train.jsonl"):
             texts += [ex.prompt, *ex.references]
     with job_run(cfg, a.tracking, "init_model", "init_model") as run:
-        model, proc = build_tiny(cfg, texts)
+        if cfg.model.pretrained:
+            model, proc = load_pretrained(cfg.model.pretrained, _device(cfg))
+        else:
+            model, proc = build_tiny(cfg, texts)
         save(model, proc, out / "model")
         params = count_params(model)
-        log.info(f"tiny {cfg.model.arch}: {params['total']:,} parameters, vocab {len(proc.tokenizer)}")
+        kind = cfg.model.pretrained or f"tiny {cfg.model.arch}"
+        log.info(f"{kind}: {params['total']:,} parameters, vocab {len(proc.tokenizer)}")
         write_json(out / "summary.json", {"params": params, "vocab_size": len(proc.tokenizer)})
         run.metrics({"params": params["total"]}, 0)
         _finish(out, cfg, "init_model", [Path(d) / "train.jsonl" for d in a.data], start, run)
@@ -145,18 +152,42 @@ def cmd_rl(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.training.data import load_split
     from speechrl.training.rl import train_rl
 
+    from speechrl.systems import parse_system
+
     out, data, start = Path(a.out), Path(a.data), time.time()
-    algo = resolve(a.algo, cfg.rl)
+    system = parse_system(a.algo)
+    if system.kind != "rl":
+        raise ConfigError(f"--algo {a.algo}: not an RL system; give a preset name or <preset>-<reward>")
+    if system.reward:
+        cfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, rewards={system.reward: 1.0}))
+    algo = resolve(system.algorithm, cfg.rl)
     model, proc = _load(cfg, a.model)
     if cfg.model.lora.enabled:
         model = apply_lora(model, cfg.model.lora)
     train = load_split(data, "train", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
     log.info(f"[rl {a.task} {a.algo}] {algo}")
-    with job_run(cfg, a.tracking, "rl", f"rl:{a.task}:{a.algo}") as run:
+    with job_run(cfg, a.tracking, "rl", f"rl:{a.task}:{a.algo}:s{cfg.seed}") as run:
         run.tags({"speechrl.algorithm": a.algo, **{f"algo.{k}": v for k, v in algo.__dict__.items()}})
         summary = train_rl(cfg, algo, model, proc, train, out / "model", run.metrics, desc=f"rl {a.task} {a.algo}")
-        write_json(out / "summary.json", {"algorithm": algo.__dict__, **summary})
+        write_json(out / "summary.json", {"task": a.task, "system": a.algo, "seed": cfg.seed, "algorithm": algo.__dict__, **summary})
         _finish(out, cfg, "rl", [data, Path(a.model)], start, run)
+
+
+def cmd_sft_more(a: argparse.Namespace, cfg: Config) -> None:
+    from speechrl.tracking import job_run
+    from speechrl.training.data import load_split
+    from speechrl.training.sft import continue_sft
+
+    out, data, start = Path(a.out), Path(a.data), time.time()
+    model, proc = _load(cfg, a.model)
+    train = load_split(data, "train", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
+    rl = cfg.rl
+    lr = cfg.suite.control_lr or cfg.sft.lr * 0.1
+    with job_run(cfg, a.tracking, "sft_more", f"sft_more:{a.task}:s{cfg.seed}") as run:
+        summary = continue_sft(cfg, model, proc, train, out / "model", steps=rl.steps, batch_size=rl.prompts_per_step * rl.group_size,
+                               lr=lr, log_metrics=run.metrics, desc=f"sft_more {a.task} s{cfg.seed}")
+        write_json(out / "summary.json", summary)
+        _finish(out, cfg, "sft_more", [data, Path(a.model)], start, run)
 
 
 def cmd_evaluate(a: argparse.Namespace, cfg: Config) -> None:
@@ -168,7 +199,7 @@ def cmd_evaluate(a: argparse.Namespace, cfg: Config) -> None:
     out, data, start = Path(a.out), Path(a.data), time.time()
     model, proc = _load(cfg, a.model)
     test = load_split(data, "test", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
-    with job_run(cfg, a.tracking, "evaluate", f"eval:{a.task}:{a.system}") as run:
+    with job_run(cfg, a.tracking, "evaluate", f"eval:{a.task}:{a.system}:s{cfg.seed}") as run:
         result, rows = evaluate(cfg, model, proc, test, desc=f"eval {a.task} {a.system}")
         write_jsonl(out / "samples.jsonl", rows)
         metrics = {"task": a.task, "system": a.system, "n": len(test), "seed": cfg.seed, "config_hash": cfg.hash(),
@@ -183,9 +214,15 @@ def cmd_report(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.report import build_report
     from speechrl.tracking import finish_pipeline
 
+    from speechrl.systems import CONTROL
+
     out, start = Path(a.out), time.time()
+    suite = cfg.suite
+    ablation = [f"{suite.ablation_algorithm}-{r}" for r in suite.ablation_rewards]
     build_report([Path(m) for m in a.metrics], out, title=f"speechrl: {cfg.name}", decoding=cfg.report.decoding,
-                 system_order=[*cfg.report.systems, *cfg.rl.algorithms], metrics=cfg.evaluate.metrics)
+                 system_order=[*cfg.report.systems, CONTROL, *cfg.rl.algorithms], metrics=cfg.evaluate.metrics,
+                 curves=[Path(c) for c in a.curves], ablation=(suite.ablation_algorithm, ablation) if ablation else None,
+                 paper=cfg.report.paper_numbers)
     from speechrl.audit import write_manifest
 
     write_manifest(out, cfg, "report", [Path(m) for m in a.metrics], start)
@@ -225,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--config", required=True, help="resolved config YAML")
         s.add_argument("--out", required=True, help="output folder (or file)")
         s.add_argument("--tracking", help="pipeline run file written by `speechrl tracking-init` (MLflow nesting)")
+        s.add_argument("--seed", type=int, help="this job's seed (RL, control, evaluation), replacing the config's global seed")
         for flag, kw in args:
             s.add_argument(flag, **kw)
         s.set_defaults(fn=fn, needs_config=True)
@@ -246,11 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
     stage("data", cmd_data, "build a task's dataset (manifests + audio)", task)
     stage("init-model", cmd_init_model, "build the tiny random-init model + tokenizer", ("--data", {"nargs": "+", "required": True}))
     stage("sft", cmd_sft, "supervised fine-tuning", task, ("--data", {"required": True}), ("--model", {"required": True}))
-    stage("rl", cmd_rl, "RL post-training with one algorithm preset", task, ("--algo", {"required": True}),
+    stage("rl", cmd_rl, "RL post-training with one algorithm preset", task,
+          ("--algo", {"required": True, "help": "a preset (grpo, leaf, ...) or <preset>-<reward> for the reward ablation"}),
+          ("--data", {"required": True}), ("--model", {"required": True}))
+    stage("sft-more", cmd_sft_more, "the control: SFT continued for the compute of an RL run", task,
           ("--data", {"required": True}), ("--model", {"required": True}))
     stage("evaluate", cmd_evaluate, "decode the test split and score it", task, ("--system", {"required": True}),
           ("--data", {"required": True}), ("--model", {"required": True}))
-    stage("report", cmd_report, "paper-style tables from metrics.json files", ("metrics", {"nargs": "+"}))
+    stage("report", cmd_report, "paper-style tables and figures from metrics.json and RL summary.json files",
+          ("--metrics", {"nargs": "+", "required": True}), ("--curves", {"nargs": "*", "default": [], "help": "RL summary.json files (training curves)"}))
     return p
 
 
@@ -260,6 +302,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if args.needs_config:
             cfg = load_config(args.config)
+            if args.seed is not None:
+                cfg = dataclasses.replace(cfg, seed=args.seed)
             _runtime(cfg)
             args.fn(args, cfg)
         else:

@@ -92,14 +92,33 @@ class SyntheticConfig:
 
 
 @dataclass
+class HubConfig:
+    """Real datasets (``data.source: hub``), read through ``datasets`` from a hub id or a local path.
+
+    Task ``sqa`` is LibriSQA, task ``ast`` is CoVoST2 En->De. Nothing is downloaded when
+    ``HF_HUB_OFFLINE=1``; a missing dataset or audio folder stops the data job with what to fetch
+    and where to put it."""
+
+    librisqa: str = opt("ZihanZhao/LibriSQA", "LibriSQA: hub id, or a local folder / JSON file of the release.", paper="seed 000: LibriSQA part I")
+    librisqa_part: str = opt("I", "LibriSQA part: 'I' (free-form answers) or 'II' (multiple choice).", choices=["I", "II"], paper="seed 000: part I")
+    librisqa_audio_root: Optional[str] = opt(None, "LibriSpeech folder holding the audio LibriSQA points to (the 'speech_path' of each item is resolved under it).")
+    covost2: str = opt("facebook/covost2", "CoVoST2: hub id, or a local folder with covost_v2.en_de.tsv (or train/dev/test TSVs).", paper="seed 000: CoVoST2 En->De")
+    covost2_audio_root: Optional[str] = opt(None, "Common Voice English clips folder (CoVoST2's audio; the 'path' of each row is resolved under it).")
+    valid_fraction: float = opt(0.2, "Share of the train split held out as validation when the source has none.", gt=0, le=0.9, paper="seed 000: 20% of LibriSQA train held out")
+    max_train: Optional[int] = opt(None, "Keep at most this many training examples (first N after a seeded shuffle); empty = all.", ge=1)
+    max_eval: Optional[int] = opt(None, "Keep at most this many valid and test examples each; empty = all.", ge=1)
+
+
+@dataclass
 class DataConfig:
     """Where the spoken data comes from and how it is shaped."""
 
-    source: str = opt("synthetic", "Data source: 'synthetic' generates mini-SQA / mini-AST with espeak-ng.", choices=["synthetic"])
+    source: str = opt("synthetic", "Data source: 'synthetic' generates mini-SQA / mini-AST with espeak-ng; 'hub' reads LibriSQA / CoVoST2 (data.hub).", choices=["synthetic", "hub"])
     tasks: list[str] = opt(["sqa", "ast"], "Tasks to build and train: 'sqa' (spoken QA, LibriSQA-like), 'ast' (En->De speech translation, CoVoST2-like).", choices=["sqa", "ast"])
     sample_rate: int = opt(16000, "Audio sample rate in Hz; every clip must have it (the feature extractor assumes it).", choices=[16000])
     max_audio_seconds: float = opt(12.0, "Longest clip accepted; longer audio is an input error naming the file.", gt=0)
     synthetic: SyntheticConfig = section(SyntheticConfig, "Synthetic data options.")
+    hub: HubConfig = section(HubConfig, "Real datasets (data.source: hub).")
 
 
 @dataclass
@@ -146,6 +165,7 @@ class SFTConfig:
 
     max_steps: int = opt(3000, "Upper bound on optimizer steps.", ge=1)
     batch_size: int = opt(16, "Examples per optimizer step.", ge=1)
+    grad_accum: int = opt(1, "Micro-batches per optimizer step (batch_size is split into this many; same update, less memory).", ge=1)
     lr: float = opt(1e-3, "Peak AdamW learning rate (linear warmup then cosine decay).", gt=0)
     weight_decay: float = opt(0.01, "AdamW weight decay.", ge=0)
     warmup_steps: int = opt(50, "Linear warmup steps.", ge=0)
@@ -165,8 +185,12 @@ class RLConfig:
     steps: int = opt(150, "RL optimizer steps (one rollout batch each).", ge=1)
     prompts_per_step: int = opt(8, "Prompts per rollout batch (each gets group_size completions).", ge=1)
     group_size: int = opt(8, "Completions per prompt (G).", ge=2, paper="seed 000: G=8")
-    lr: float = opt(5e-5, "AdamW learning rate (constant after warmup).", gt=0)
+    lr: float = opt(5e-5, "Peak AdamW learning rate.", gt=0)
     warmup_steps: int = opt(10, "Linear warmup steps.", ge=0)
+    schedule: str = opt("constant", "Learning-rate schedule after warmup: constant, or cosine decay to 10% of lr at rl.steps.", choices=["constant", "cosine"])
+    epochs: int = opt(1, "Passes (mu) over each rollout batch; old log-probs are kept from sampling, so ratios move away from 1 after the first minibatch.", ge=1, paper="GRPO (DeepSeekMath) mu; seed 000: 1")
+    minibatches: int = opt(1, "Optimizer steps per epoch: the rollout batch is split into this many minibatches of whole groups.", ge=1)
+    grad_accum: int = opt(1, "Micro-batches per minibatch (gradient accumulation; same update, less memory).", ge=1)
     grad_clip: float = opt(1.0, "Gradient-norm clip (0 disables).", ge=0)
     beta: Optional[float] = opt(None, "KL coefficient to the reference (SFT) policy; empty = the preset's.", ge=0, paper="seed 000: 0.02 (beta 0 diverged)")
     eps_low: Optional[float] = opt(None, "Lower clip range of the ratio; empty = the preset's.", ge=0)
@@ -177,6 +201,30 @@ class RLConfig:
     top_p: float = opt(1.0, "Nucleus sampling of training rollouts.", gt=0, le=1)
     max_new_tokens: int = opt(40, "Completion length limit (tokens).", ge=1, paper="seed 000: 200 (real models)")
     log_every: int = opt(10, "One summary line every N steps.", ge=1)
+
+
+@dataclass
+class SuiteConfig:
+    """The experiment grid: seeds, the 'SFT + same extra compute' control and the reward ablation."""
+
+    seeds: list[int] = opt([0], "RL seeds: every RL job, control and evaluation runs once per seed (data, init and SFT use the global seed). Tables show mean +- 95% CI over seeds.")
+    control: bool = opt(True, "Add the 'sft_more' row: SFT continued from the SFT model for rl.steps optimizer steps of prompts_per_step x group_size examples (the sequences an RL update trains on).")
+    control_lr: Optional[float] = opt(None, "Learning rate of the control; empty = the final learning rate of the SFT schedule (sft.lr x 0.1).", gt=0)
+    ablation_rewards: list[str] = opt([], "Reward ablation: one extra RL system '<ablation_algorithm>-<reward>' per reward here, trained on that reward alone.", choices="registry:reward", paper="seed 000: BLEU / ROUGE / METEOR / BERTScore rewards")
+    ablation_algorithm: str = opt("grpo", "Algorithm preset of the reward ablation.", choices="registry:preset")
+    ablation_tasks: list[str] = opt(["sqa"], "Tasks the reward ablation runs on.", choices=["sqa", "ast"])
+
+
+@dataclass
+class ResourcesConfig:
+    """Cluster resources per job kind (SLURM via the snakemake executor plugin; ignored locally)."""
+
+    gpus_sft: int = opt(0, "GPUs per SFT job (slurm_extra --gpus); 0 on CPU.", ge=0, paper="seed 000: 4xH100")
+    gpus_rl: int = opt(0, "GPUs per RL job.", ge=0, paper="seed 000: 4xH100")
+    gpus_eval: int = opt(0, "GPUs per evaluation job.", ge=0)
+    mem_mb: int = opt(8000, "Memory per training job (MB).", ge=100)
+    runtime_min: int = opt(120, "Wall-time limit per training job (minutes).", ge=1, paper="seed 000: up to 24 h")
+    partition: str = opt("", "SLURM partition ('' = the cluster default).")
 
 
 @dataclass
@@ -197,6 +245,7 @@ class ReportConfig:
 
     decoding: str = opt("sampled", "Decoding whose metrics fill the main tables (the other is shown below them).", choices=["greedy", "sampled"])
     systems: list[str] = opt(["base", "sft"], "Rows before the RL algorithms: 'base' (initial model) and 'sft'.", choices=["base", "sft"])
+    paper_numbers: bool = opt(True, "Print the papers' published numbers (speechrl.report.paper) after the main table.")
 
 
 @dataclass
@@ -221,6 +270,8 @@ class Config:
     model: ModelConfig = section(ModelConfig, "Model.")
     sft: SFTConfig = section(SFTConfig, "Supervised fine-tuning.")
     rl: RLConfig = section(RLConfig, "RL post-training.")
+    suite: SuiteConfig = section(SuiteConfig, "Experiment grid (seeds, control, reward ablation).")
+    resources: ResourcesConfig = section(ResourcesConfig, "Cluster resources per job kind.")
     evaluate: EvaluateConfig = section(EvaluateConfig, "Evaluation.")
     report: ReportConfig = section(ReportConfig, "Report.")
     tracking: TrackingConfig = section(TrackingConfig, "MLflow tracking.")
@@ -240,6 +291,15 @@ class Config:
             raise ConfigError(f"rl.algorithms has duplicates: {self.rl.algorithms}")
         if self.report.decoding not in self.evaluate.decodings:
             raise ConfigError(f"report.decoding='{self.report.decoding}' is not among evaluate.decodings={self.evaluate.decodings}; add it there or change report.decoding")
+        if len(set(self.suite.seeds)) != len(self.suite.seeds) or not self.suite.seeds:
+            raise ConfigError(f"suite.seeds={self.suite.seeds}: give one or more distinct seeds, e.g. [0, 1, 2]")
+        groups = self.rl.prompts_per_step
+        if groups % self.rl.minibatches:
+            raise ConfigError(f"rl.minibatches={self.rl.minibatches} must divide rl.prompts_per_step={groups} (minibatches hold whole groups)")
+        if self.sft.batch_size % self.sft.grad_accum:
+            raise ConfigError(f"sft.grad_accum={self.sft.grad_accum} must divide sft.batch_size={self.sft.batch_size}")
+        if (groups // self.rl.minibatches) % self.rl.grad_accum:
+            raise ConfigError(f"rl.grad_accum={self.rl.grad_accum} must divide the groups per minibatch ({groups} // {self.rl.minibatches})")
         if self.data.source == "synthetic" and self.model.pretrained:
             raise ConfigError("model.pretrained is set but data.source is 'synthetic': the synthetic tasks use a locally trained tokenizer; leave model.pretrained empty")
 

@@ -92,18 +92,21 @@ def test_latex_escapes(files: list[Path], tmp_path: Path) -> None:
 
 
 def test_html_self_contained(files: list[Path], tmp_path: Path) -> None:
-    _report(files, tmp_path / "r", paper_numbers={"ast": {"base": {"bleu": 10.0}, "grpo": {"bleu": 12.0}}})
+    _report(files, tmp_path / "r")
     html = (tmp_path / "r" / "index.html").read_text()
     assert "<style>" in html and "<script" not in html and "http" not in html
     assert "How to read" in html and "hash_sft" in html and str(files[0]) in html
     assert "<b>44.90</b><small>" in html and "+61.9%</span> vs Base" in html and "+9.8%</span> vs SFT" in html
-    assert "Paper (real setting)" in html
+    assert "Paper: " in html
 
 
 def test_paper_numbers_table(files: list[Path], tmp_path: Path) -> None:
-    summary = _report(files, tmp_path / "r", paper_numbers={"ast": {"base": {"bleu": 10.0}, "grpo": {"bleu": 12.0}}})
-    assert summary["tables"]["paper"]["ast"]["grpo"]["bleu"]["vs_base_pct"] == pytest.approx(20.0)
-    assert "Paper (real setting)" in (tmp_path / "r" / "tables.md").read_text()
+    summary = _report(files, tmp_path / "r")
+    paper = summary["tables"]["paper_grpo_sallm_main"]["sqa/granite-2b"]
+    assert paper["grpo"]["bleu"]["value"] == 44.90 and paper["grpo"]["bleu"]["vs_base_pct"] == pytest.approx(61.86, abs=0.01)
+    md = (tmp_path / "r" / "tables.md").read_text()
+    assert md.index("greedy decoding") < md.index("Paper: ") < md.index("sampled decoding")
+    assert "paper_grpo_sallm_main" not in _report(files, tmp_path / "r2", paper=False)["tables"]
 
 
 def test_bad_files(files: list[Path], tmp_path: Path) -> None:

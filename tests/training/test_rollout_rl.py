@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from speechrl.algos import resolve
@@ -98,3 +99,58 @@ def test_text_variant_has_no_audio(tiny_model_dir, tiny_data):
     assert t.n_audio == 0 and prompts[0].example.extra["transcript"] in t.example.prompt
     r = sample(model, proc, [prompts[0], t], 2, max_new_tokens=5)
     assert len(r.texts) == 4 and int((r.prompt["input_ids"][1] == proc.audio_id).sum()) == 0
+
+
+def _step_params(tiny_model_dir, tiny_data, tiny_cfg, seed=0, **rl):
+    """Parameters after one rl_step with plain SGD (so equal gradients give equal weights)."""
+    policy, proc = load(tiny_model_dir)
+    train = load_split(tiny_data["ast"], "train", proc)
+    tiny_cfg.rl.rewards = {"chrf": 1.0}
+    tiny_cfg.rl.prompts_per_step = 4
+    for k, v in rl.items():
+        setattr(tiny_cfg.rl, k, v)
+    tiny_cfg.rl.loss_agg = "seq-mean-token-mean"
+    algo = resolve("grpo", tiny_cfg.rl)
+    opt = torch.optim.SGD([p for p in policy.parameters() if p.requires_grad], lr=1.0)
+    torch.manual_seed(seed)
+    m = rl_step(tiny_cfg, algo, policy.eval(), None, proc, train[:6], opt, warmup_constant(opt, 1), random.Random(seed))
+    return torch.cat([p.detach().flatten() for p in policy.parameters()]), m
+
+
+def test_gradient_accumulation_equals_one_batch(tiny_model_dir, tiny_data, tiny_cfg):
+    # seq-mean-token-mean over equal micro-batches: the mean of micro means is the batch mean
+    full, m1 = _step_params(tiny_model_dir, tiny_data, tiny_cfg, grad_accum=1)
+    acc, m2 = _step_params(tiny_model_dir, tiny_data, tiny_cfg, grad_accum=2)
+    assert m1["actor/updates"] == m2["actor/updates"] == 1
+    assert torch.allclose(full, acc, atol=1e-6)
+
+
+def test_epochs_and_minibatches_make_several_updates(tiny_model_dir, tiny_data, tiny_cfg):
+    _, one = _step_params(tiny_model_dir, tiny_data, tiny_cfg, epochs=1, minibatches=1)
+    assert one["actor/updates"] == 1 and one["actor/ratio_max"] == pytest.approx(1.0, abs=1e-5)  # pi == pi_old
+    _, m = _step_params(tiny_model_dir, tiny_data, tiny_cfg, epochs=2, minibatches=2)
+    assert m["actor/updates"] == 4
+    # the last minibatch sees a policy moved by 3 updates against the kept old log-probs
+    assert abs(m["actor/ratio_max"] - 1.0) > 1e-3 and math.isfinite(m["actor/loss"])
+
+
+def test_lora_reference_is_the_adapter_disabled_base(tiny_model_dir, tiny_data, tiny_cfg):
+    from speechrl.models.build import apply_lora
+    from speechrl.training.rl import reference_logp
+
+    base, proc = load(tiny_model_dir)
+    policy, _ = load(tiny_model_dir)
+    policy = apply_lora(policy, tiny_cfg.model.lora)
+    for n, p in policy.named_parameters():  # move the adapter away from its zero init
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.5)
+    train = load_split(tiny_data["sqa"], "train", proc)[:2]
+    torch.manual_seed(0)
+    r = sample(policy.eval(), proc, train, 3, max_new_tokens=5)
+    m = r.completion_mask.bool()
+    with torch.no_grad():
+        base_logp = token_logp(base.eval(), r)[0]
+        policy_logp = token_logp(policy, r)[0]
+    ref = reference_logp(policy, None, r, 1.0)
+    assert torch.allclose(ref[m], base_logp[m], atol=1e-5)
+    assert not torch.allclose(policy_logp[m], base_logp[m], atol=1e-3)  # the adapter is back on afterwards

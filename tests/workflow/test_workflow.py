@@ -12,7 +12,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-JOBS = {"data": 2, "init_model": 1, "sft": 2, "rl": 2, "evaluate": 6}
+TASKS, SEEDS = ("sqa", "ast"), (0, 1)
+RL = {"sqa": ["grpo", "leaf", "grpo-rouge_l"], "ast": ["grpo", "leaf"]}  # tiny.yaml: algorithms + the ablation on sqa
+SYSTEMS = {t: ["base", "sft", "sft_more", *RL[t]] for t in TASKS}
+JOBS = {"data": 2, "init_model": 1, "sft": 2, "rl": 2 * 5, "sft_more": 2 * 2, "evaluate": 2 * 11}
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -38,20 +41,30 @@ def test_report_and_logs(run: Path):
     assert "GRPO" in html and "BLEU" in html and "SFT" in html
     assert (report / "tables.md").exists() and "\\begin{tabular}" in (report / "tables.tex").read_text()
     expected = {"resolve_config.log", "tracking_init.log", "init_model.log", "report.log", "data/sqa.log", "data/ast.log",
-                "sft/sqa.log", "sft/ast.log", "rl/sqa/grpo.log", "rl/ast/grpo.log",
-                *(f"evaluate/{t}/{s}.log" for t in ("sqa", "ast") for s in ("base", "sft", "grpo"))}
+                "sft/sqa.log", "sft/ast.log",
+                *(f"rl/{t}/{s}/s{sd}.log" for t in TASKS for s in RL[t] for sd in SEEDS),
+                *(f"sft_more/{t}/s{sd}.log" for t in TASKS for sd in SEEDS),
+                *(f"evaluate/{t}/{s}/s{sd}.log" for t in TASKS for s in SYSTEMS[t] for sd in SEEDS)}
     assert {str(p.relative_to(run / "logs")) for p in (run / "logs").rglob("*.log")} == expected
     sft_log = (run / "logs" / "sft" / "sqa.log").read_text()
     assert "[sft sqa] step 2/6 (33.3%)" in sft_log and "eta" in sft_log  # progress lines reach the job log
+    summary = json.loads((report / "summary.json").read_text())
+    assert {"greedy", "sampled", "seeds_sampled", "ablation", "leaf_vs_grpo"} <= set(summary["tables"])
+    assert set(summary["tables"]["sampled"]["sqa"]) == {"base", "sft", "sft_more", "grpo", "leaf"}
+    assert summary["tables"]["sampled"]["sqa"]["grpo"]["bleu"]["ci95"] is not None  # 2 seeds -> an interval
+    assert summary["figures"] == ["curves_sqa.png", "curves_ast.png"] and (report / "curves_sqa.png").stat().st_size > 1000
 
 
 @pytest.mark.workflow
 def test_every_job_writes_a_manifest_with_one_config_hash(run: Path):
     manifests = [json.loads(p.read_text()) for p in (run / "results").rglob("manifest.json")]
     assert sorted({m["stage"] for m in manifests}) == sorted([*JOBS, "report"])
-    assert len({m["config_hash"] for m in manifests}) == 1
+    # one suite config; --seed N jobs and the reward-ablation jobs record their own effective config
+    assert len({m["config_hash"] for m in manifests if m["seed"] == 0 and m["stage"] != "rl"}) == 1
+    assert {m["seed"] for m in manifests if m["stage"] in ("rl", "sft_more", "evaluate")} == set(SEEDS)
+    assert {m["seed"] for m in manifests if m["stage"] in ("data", "init_model", "sft")} == {0}
     for m in manifests:
-        assert m["versions"]["torch"].startswith("2.13.0") and m["seed"] == 0 and m["git"]["commit"]
+        assert m["versions"]["torch"].startswith("2.13.0") and m["git"]["commit"]
 
 
 @pytest.mark.workflow
@@ -98,3 +111,19 @@ def test_lint_and_dry_run_are_clean(tmp_path: Path):
     assert lint.returncode == 0 and "Lints for" not in lint.stdout + lint.stderr
     dry = snakemake(tmp_path, "-n")
     assert dry.returncode == 0 and "total" in dry.stdout
+
+
+@pytest.mark.parametrize("experiment", ["grpo_sallm", "leaf"])
+def test_real_experiment_dag_has_gpu_resources(tmp_path: Path, experiment: str):
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    cmd = [str(BIN / "snakemake"), "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+           "--configfile", str(ROOT / "config" / "experiments" / f"{experiment}.yaml")]
+    dry = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    jobs = dry.stdout.split("rule ")[1:]
+    for rule in ("sft:", "rl:", "sft_more:"):
+        blocks = [j for j in jobs if j.startswith(rule)]
+        assert blocks and all("gpu=4" in b and "runtime=1440" in b for b in blocks), rule
+    assert all("gpu=1" in j for j in jobs if j.startswith("evaluate:"))
+    rl = {line.split("rlsys=")[1].split(",")[0] for j in jobs if j.startswith("rl:") for line in j.splitlines() if "rlsys=" in line}
+    assert rl == ({"grpo", "mp_grpo", "grpo-rouge_l", "grpo-meteor", "grpo-bertscore"} if experiment == "grpo_sallm" else {"grpo", "leaf"})

@@ -1,4 +1,4 @@
-# Evaluation of every system (base, SFT, each RL algorithm) on each task's test split.
+# Evaluation of every system (base, SFT, control, each RL system) and seed on each task's test split.
 
 
 rule evaluate:
@@ -8,15 +8,18 @@ rule evaluate:
         data=f"{R}/data/{{task}}",
         model=system_model,
     output:
-        metrics=f"{R}/eval/{{task}}/{{system}}/metrics.json",
-        samples=f"{R}/eval/{{task}}/{{system}}/samples.jsonl",
+        metrics=f"{R}/eval/{{task}}/{{system}}/s{{seed}}/metrics.json",
+        samples=f"{R}/eval/{{task}}/{{system}}/s{{seed}}/samples.jsonl",
     conda:
         ENV
     log:
-        "logs/evaluate/{task}/{system}.log",
+        "logs/evaluate/{task}/{system}/s{seed}.log",
     threads: config["threads"]
+    resources:
+        gpu=RES["gpus_eval"],
+        slurm_partition=RES["partition"],
     params:
         out=subpath(output.metrics, parent=True),
     shell:
-        "speechrl evaluate --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
+        "speechrl evaluate --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
         "--system {wildcards.system} --data {input.data} --model {input.model}/model --out {params.out} > {log} 2>&1"

@@ -5,7 +5,8 @@ rule report:
     input:
         cfg=CFG,
         track=TRACK,
-        metrics=expand(f"{R}/eval/{{task}}/{{system}}/metrics.json", task=TASKS, system=SYSTEMS),
+        metrics=all_metrics(),
+        runs=all_rl_runs(),
     output:
         html=f"{R}/report/index.html",
         md=f"{R}/report/tables.md",
@@ -16,6 +17,7 @@ rule report:
         "logs/report.log",
     params:
         out=subpath(output.html, parent=True),
+        curves=lambda wildcards, input: " ".join(f"{r}/summary.json" for r in input.runs),
     shell:
         "speechrl report --config {input.cfg} --tracking {input.track} --out {params.out} "
-        "{input.metrics} > {log} 2>&1"
+        "--curves {params.curves} --metrics {input.metrics} > {log} 2>&1"

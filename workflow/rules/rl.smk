@@ -1,4 +1,5 @@
-# RL post-training from the SFT model: one job per task x algorithm preset.
+# RL post-training from the SFT model: one job per task x RL system x seed, and the control
+# "SFT + the same extra compute" (sft_more) per task x seed.
 
 
 rule rl:
@@ -8,12 +9,40 @@ rule rl:
         data=f"{R}/data/{{task}}",
         model=f"{R}/sft/{{task}}",
     output:
-        directory(f"{R}/rl/{{task}}/{{algo}}"),
+        directory(f"{R}/rl/{{task}}/{{rlsys}}/s{{seed}}"),
     conda:
         ENV
     log:
-        "logs/rl/{task}/{algo}.log",
+        "logs/rl/{task}/{rlsys}/s{seed}.log",
     threads: config["threads"]
+    resources:
+        gpu=RES["gpus_rl"],
+        mem_mb=RES["mem_mb"],
+        runtime=RES["runtime_min"],
+        slurm_partition=RES["partition"],
     shell:
-        "speechrl rl --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
-        "--algo {wildcards.algo} --data {input.data} --model {input.model}/model --out {output} > {log} 2>&1"
+        "speechrl rl --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
+        "--algo {wildcards.rlsys} --data {input.data} --model {input.model}/model --out {output} > {log} 2>&1"
+
+
+rule sft_more:
+    input:
+        cfg=CFG,
+        track=TRACK,
+        data=f"{R}/data/{{task}}",
+        model=f"{R}/sft/{{task}}",
+    output:
+        directory(f"{R}/rl/{{task}}/sft_more/s{{seed}}"),
+    conda:
+        ENV
+    log:
+        "logs/sft_more/{task}/s{seed}.log",
+    threads: config["threads"]
+    resources:
+        gpu=RES["gpus_sft"],
+        mem_mb=RES["mem_mb"],
+        runtime=RES["runtime_min"],
+        slurm_partition=RES["partition"],
+    shell:
+        "speechrl sft-more --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
+        "--data {input.data} --model {input.model}/model --out {output} > {log} 2>&1"

@@ -30,6 +30,11 @@ rule sft:
     log:
         "logs/sft/{task}.log",
     threads: config["threads"]
+    resources:
+        gpu=RES["gpus_sft"],
+        mem_mb=RES["mem_mb"],
+        runtime=RES["runtime_min"],
+        slurm_partition=RES["partition"],
     shell:
         "speechrl sft --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
         "--data {input.data} --model {input.model}/model --out {output} > {log} 2>&1"

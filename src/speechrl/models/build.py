@@ -79,6 +79,21 @@ def load(path: str | Path, device: str = "cpu") -> tuple[Model, SpeechProcessor]
     return model, proc
 
 
+def load_pretrained(name: str, device: str = "cpu") -> tuple[Model, SpeechProcessor]:
+    """A real checkpoint (``model.pretrained``: a local folder, or a hub id already in the local HF cache).
+
+    Offline (``HF_HUB_OFFLINE=1``, the CLI default) nothing is downloaded; a missing checkpoint stops
+    with the command that fetches it."""
+    try:
+        return load(name, device)
+    except (OSError, FileNotFoundError) as e:
+        raise FileNotFoundError(
+            f"model.pretrained={name!r} is not available locally ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+            f"Download it on a machine with network: `huggingface-cli download {name} --local-dir /path/{Path(name).name}` "
+            "and set model.pretrained to that folder (or pre-fill the Hugging Face cache and keep the hub id)."
+        ) from None
+
+
 def apply_lora(model: Model, lora: LoraConfig) -> Model:
     """Wrap the language model's linear layers with LoRA adapters; freeze the rest."""
     from peft import LoraConfig as PeftLora

@@ -5,6 +5,12 @@ Sequence layout (left-padded, so decoding and training share it)::
     <|pad|>* <|audio|>*k  prompt-tokens  <|sep|>  answer-tokens <|eos|>
              \\_ k = num_audio_tokens(clip) _/    \\_ labels (training only) _/
 
+A tokenizer with a chat template (a real checkpoint such as Granite Speech 3.3) gets its own layout
+instead: the template applied to one user turn whose content is ``<|audio|>`` x k followed by the
+prompt, with the generation prompt (the assistant header) appended; the answer follows, ended by
+the tokenizer's eos. This is what ``GraniteSpeechProcessor`` builds after expanding its single
+audio placeholder to k tokens.
+
 ``input_features`` (B, F_max, 160) holds each clip's stacked log-mel, zero-padded, ``feature_lengths`` (B,)
 its true frame count (0 for a text-only prompt); ``input_features_mask`` (B, k_max) marks the projector
 outputs that belong to each clip (as GraniteSpeechProcessor). ``model_inputs`` drops ``feature_lengths``
@@ -40,7 +46,21 @@ class SpeechProcessor:
     def sep_id(self) -> int:
         return self.tokenizer.convert_tokens_to_ids(SEP)
 
+    @property
+    def chat(self) -> bool:
+        """True when the tokenizer brings a chat template (real checkpoints); False for the tiny layout."""
+        return bool(getattr(self.tokenizer, "chat_template", None))
+
     def prompt_ids(self, prompt: str, n_audio: int) -> list[int]:
+        if self.chat:
+            content = AUDIO * n_audio + prompt
+            ids = self.tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
+                                                     tokenize=True)
+            ids = list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+            if ids.count(self.audio_id) != n_audio:
+                raise ValueError(f"the chat template of this tokenizer produced {ids.count(self.audio_id)} audio tokens for {n_audio}; "
+                                 f"is '{AUDIO}' a special token of the tokenizer?")
+            return ids
         return [self.audio_id] * n_audio + self.tokenizer.encode(prompt, add_special_tokens=False) + [self.sep_id]
 
     def target_ids(self, answer: str) -> list[int]:

@@ -37,7 +37,7 @@ def _change(ref: str, c: float | None) -> str:
 
 
 def _cell(c: Cell) -> str:
-    value = escape(fmt_value(c.value))
+    value = escape(fmt_value(c.value, c.ci))
     if c.best:
         value = f"<b>{value}</b>"
     if c.changes:
@@ -58,17 +58,24 @@ def table_html(t: Table) -> str:
     return "\n".join(parts)
 
 
-def to_html(title: str, tables: list[Table], sources: list[Result]) -> str:
-    """The whole page: title, how-to-read note, tables, source files with their config hashes."""
+def to_html(title: str, tables: list[Table], sources: list[Result], figures: list[tuple[str, str]] = (),
+            intro: str = "") -> str:
+    """The whole page: title, how-to-read note, tables, figures (``(caption, file)``), source files with their config hashes."""
     items = "\n".join(
         f"<li><code>{escape(str(r.path))}</code> — {escape(r.task)} / {escape(system_name(r.system))}, "
         f"config <code>{escape(r.config_hash)}</code></li>"
         for r in sources
     )
-    body = "\n".join(table_html(t) for t in tables)
+    body = "\n".join(table_html(t) + (f'<p class="note">{escape(t.note)}</p>' if getattr(t, "note", "") else "") for t in tables)
+    if figures:
+        body += "\n<h2>Training curves</h2>\n" + "\n".join(
+            f'<figure><img src="{escape(f)}" alt="{escape(cap)}" style="max-width:100%"><figcaption>{escape(cap)}</figcaption></figure>'
+            for cap, f in figures)
     return (
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{escape(title)}</title>\n'
         f"<style>{CSS}</style>\n</head>\n<body>\n<h1>{escape(title)}</h1>\n"
-        f'<p class="note"><b>How to read.</b> {escape(HOW_TO_READ)}</p>\n{body}\n'
+        f'<p class="note"><b>How to read.</b> {escape(HOW_TO_READ)}</p>\n'
+        + (f'<p class="note">{escape(intro)}</p>\n' if intro else "")
+        + f'{body}\n'
         f"<h2>Sources</h2>\n<ul>\n{items}\n</ul>\n</body>\n</html>\n"
     )

@@ -57,24 +57,54 @@ def load_result(path: str | Path) -> Result:
 
 
 def load_results(paths: list[Path]) -> list[Result]:
-    """Load every file; two files for the same (task, system) are an error naming both."""
+    """Load every file; two files for the same (task, system, seed) are an error naming both."""
     if not paths:
         raise ValueError("no metrics files given to the report")
-    seen: dict[tuple[str, str], Path] = {}
+    seen: dict[tuple[str, str, int], Path] = {}
     results = []
     for p in paths:
         r = load_result(p)
-        key = (r.task, r.system)
+        key = (r.task, r.system, r.seed)
         if key in seen:
-            raise ValueError(f"two metrics files for task '{r.task}', system '{r.system}': {seen[key]} and {r.path}")
+            raise ValueError(f"two metrics files for task '{r.task}', system '{r.system}', seed {r.seed}: {seen[key]} and {r.path}")
         seen[key] = r.path
         results.append(r)
     return results
 
 
-def as_grid(results: list[Result], decoding: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """``task -> system -> metric -> value`` for one decoding (a system without it maps to {})."""
-    grid: dict[str, dict[str, dict[str, Any]]] = {}
+def per_seed(results: list[Result], decoding: str) -> dict[str, dict[str, dict[int, dict[str, float | None]]]]:
+    """``task -> system -> seed -> metric -> value`` for one decoding."""
+    out: dict[str, dict[str, dict[int, dict[str, float | None]]]] = {}
     for r in results:
-        grid.setdefault(r.task, {})[r.system] = dict(r.decodings.get(decoding, {}))
-    return grid
+        out.setdefault(r.task, {}).setdefault(r.system, {})[r.seed] = dict(r.decodings.get(decoding, {}))
+    return out
+
+
+def mean_ci(values: list[float]) -> tuple[float, float | None]:
+    """Mean and the half-width of its 95% confidence interval (Student t, n - 1 degrees of freedom); None for n = 1."""
+    import statistics
+
+    from scipy.stats import t
+
+    m = statistics.fmean(values)
+    if len(values) < 2:
+        return m, None
+    return m, float(t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5)
+
+
+def as_grid(results: list[Result], decoding: str) -> tuple[dict[str, dict[str, dict[str, Any]]], dict[str, dict[str, dict[str, float | None]]]]:
+    """``(task -> system -> metric -> mean over seeds, same -> 95% CI half-width)`` for one decoding.
+
+    A metric missing in some seed's file is averaged over the seeds that have it."""
+    grid: dict[str, dict[str, dict[str, Any]]] = {}
+    cis: dict[str, dict[str, dict[str, float | None]]] = {}
+    for task, systems in per_seed(results, decoding).items():
+        for system, seeds in systems.items():
+            row, ci_row = grid.setdefault(task, {}).setdefault(system, {}), cis.setdefault(task, {}).setdefault(system, {})
+            for m in dict.fromkeys(k for vals in seeds.values() for k in vals):
+                vals = [v[m] for v in seeds.values() if v.get(m) is not None]
+                if vals:
+                    row[m], ci_row[m] = mean_ci(vals)
+                else:
+                    row[m], ci_row[m] = None, None
+    return grid, cis

@@ -9,17 +9,19 @@ Models with GRPO" (Elmakies et al., 2025).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 METRIC_NAMES = {
-    "bleu": "BLEU", "chrf": "chrF", "rouge_l": "ROUGE-L", "meteor": "METEOR",
+    "bleu": "BLEU", "chrf": "chrF", "rouge_1": "ROUGE-1", "rouge_2": "ROUGE-2", "rouge_l": "ROUGE-L", "meteor": "METEOR",
     "bertscore": "BERTScore", "exact_match": "EM",
 }
 TASK_NAMES = {"sqa": "Spoken QA (SQA)", "ast": "Speech translation En→De (AST)"}
-SYSTEM_NAMES = {"base": "Base", "sft": "SFT"}
+SYSTEM_NAMES = {"base": "Base", "sft": "SFT", "sft_more": "SFT + same extra compute"}
 MISSING = "—"
-LEGEND = "Cells: value (relative change vs base / vs SFT; the SFT row: vs base only). Best per column and task in bold."
+LEGEND = ("Cells: value, or mean ± 95% CI half-width over seeds (t distribution), with the relative change of the mean "
+          "vs base / vs SFT (the SFT row: vs base only). Best mean per column and task in bold.")
 
 
 def metric_name(m: str) -> str:
@@ -27,12 +29,20 @@ def metric_name(m: str) -> str:
 
 
 def task_name(t: str) -> str:
-    return TASK_NAMES.get(t, t)
+    """``sqa`` -> its long name; a paper setting ``sqa/granite-2b`` -> long name, model."""
+    task, _, model = t.partition("/")
+    return f"{TASK_NAMES.get(task, task)}, {model}" if model else TASK_NAMES.get(t, t)
 
 
 def system_name(s: str) -> str:
-    """``base`` -> Base, ``sft`` -> SFT, RL algorithms upper-cased (grpo -> GRPO)."""
-    return SYSTEM_NAMES.get(s, s.upper())
+    """``base`` -> Base, ``sft`` -> SFT, RL algorithms upper-cased (grpo -> GRPO), ``grpo-meteor`` -> GRPO (METEOR reward)."""
+    if s in SYSTEM_NAMES:
+        return SYSTEM_NAMES[s]
+    if s.startswith("diff:"):
+        a, _, b = s[5:].partition("-")
+        return f"{system_name(a)} − {system_name(b)}"
+    algo, _, reward = s.partition("-")
+    return f"{algo.upper()} ({metric_name(reward)} reward)" if reward else s.upper()
 
 
 @dataclass(frozen=True)
@@ -41,9 +51,11 @@ class Cell:
     changes: tuple[tuple[str, float | None], ...] = ()
     """(reference system, relative change in %); None = n/a (reference 0 or missing)."""
     best: bool = False
+    ci: float | None = None
+    """Half-width of the 95% confidence interval of ``value`` (over seeds); None = one run."""
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"value": self.value, "best": self.best}
+        out: dict[str, Any] = {"value": self.value, "best": self.best, "ci95": self.ci}
         out.update({f"vs_{ref}_pct": None if c is None else round(c, 4) for ref, c in self.changes})
         return out
 
@@ -61,6 +73,11 @@ class Table:
     title: str
     metrics: tuple[str, ...]
     blocks: tuple[Block, ...]
+    note: str = ""
+    """Printed under the table (what the rows are, caveats)."""
+
+    def _replace_note(self, note: str) -> Table:
+        return dataclasses.replace(self, note=note)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,8 +93,10 @@ def rel_change(value: float, ref: float | None) -> float | None:
     return 100.0 * (value - ref) / abs(ref)
 
 
-def fmt_value(v: float | None) -> str:
-    return MISSING if v is None else f"{v:.2f}"
+def fmt_value(v: float | None, ci: float | None = None) -> str:
+    if v is None:
+        return MISSING
+    return f"{v:.2f}" if ci is None else f"{v:.2f} ± {ci:.2f}"
 
 
 def fmt_change(c: float | None) -> str:
@@ -89,12 +108,14 @@ def order_systems(present: list[str], system_order: list[str]) -> list[str]:
     return [s for s in system_order if s in present] + sorted(s for s in present if s not in system_order)
 
 
-def build_block(task: str, rows: dict[str, dict[str, float | None]], system_order: list[str], metrics: list[str], note: str) -> Block:
-    """One task's rows: values, relative changes vs base/SFT, best per column."""
+def build_block(task: str, rows: dict[str, dict[str, float | None]], system_order: list[str], metrics: list[str], note: str,
+                cis: dict[str, dict[str, float | None]] | None = None, compare: bool = True) -> Block:
+    """One task's rows: values (with 95% CI half-widths from ``cis``), relative changes vs base/SFT
+    (unless ``compare`` is False), best per column."""
     systems = order_systems(list(rows), system_order)
     best = {}
     for m in metrics:
-        vals = [round(v, 2) for s in systems if (v := rows[s].get(m)) is not None]
+        vals = [round(v, 2) for s in systems if not s.startswith("diff:") and (v := rows[s].get(m)) is not None]
         best[m] = max(vals) if vals else None
     out = []
     for s in systems:
@@ -104,22 +125,25 @@ def build_block(task: str, rows: dict[str, dict[str, float | None]], system_orde
             if v is None:
                 cells.append(Cell(None))
                 continue
-            refs = [r for r in ("base", "sft") if r in rows and r != s and not (s == "base" and r == "sft")]
+            refs = [r for r in ("base", "sft") if compare and r in rows and r != s and not (s == "base" and r == "sft")]
             changes = tuple((r, rel_change(v, rows[r].get(m))) for r in refs)
-            cells.append(Cell(v, changes, best[m] is not None and round(v, 2) == best[m]))
+            ci = (cis or {}).get(s, {}).get(m)
+            is_best = best[m] is not None and round(v, 2) == best[m] and not s.startswith("diff:")
+            cells.append(Cell(v, changes, is_best, ci))
         out.append((s, tuple(cells)))
     return Block(task, note, tuple(out))
 
 
-def build_table(key: str, title: str, grid: dict[str, dict[str, dict[str, Any]]], system_order: list[str], metrics: list[str], notes: dict[str, str]) -> Table:
-    """A table from ``task -> system -> metric -> value`` (tasks in the grid's order)."""
-    blocks = tuple(build_block(t, rows, system_order, metrics, notes.get(t, "")) for t, rows in grid.items())
+def build_table(key: str, title: str, grid: dict[str, dict[str, dict[str, Any]]], system_order: list[str], metrics: list[str],
+                notes: dict[str, str], cis: dict[str, dict[str, dict[str, float | None]]] | None = None, compare: bool = True) -> Table:
+    """A table from ``task -> system -> metric -> value`` (tasks in the grid's order), CIs from ``cis`` (same keys)."""
+    blocks = tuple(build_block(t, rows, system_order, metrics, notes.get(t, ""), (cis or {}).get(t), compare) for t, rows in grid.items())
     return Table(key, title, tuple(metrics), blocks)
 
 
 # --------------------------------------------------------------------------------- Markdown
 def _md_cell(c: Cell) -> str:
-    text = fmt_value(c.value)
+    text = fmt_value(c.value, c.ci)
     if c.best:
         text = f"**{text}**"
     if c.changes:
@@ -136,6 +160,8 @@ def to_markdown(t: Table) -> str:
         for s, cells in b.rows:
             lines.append(f"| {system_name(s)} | " + " | ".join(_md_cell(c) for c in cells) + " |")
         lines.append("")
+    if t.note:
+        lines += [t.note, ""]
     return "\n".join(lines)
 
 
@@ -152,6 +178,8 @@ def tex_escape(text: str) -> str:
 def _tex_cell(c: Cell) -> str:
     value = fmt_value(c.value)
     value = rf"\textbf{{{value}}}" if c.best else tex_escape(value)
+    if c.ci is not None:
+        value += rf"$\pm${c.ci:.2f}"
     if not c.changes:
         return value
     changes = tex_escape(" / ".join(fmt_change(x) for _, x in c.changes))

@@ -28,12 +28,13 @@ def warmup_constant(opt: torch.optim.Optimizer, warmup: int) -> torch.optim.lr_s
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warmup)))
 
 
-def step(model: torch.nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler,
+def step(model: torch.nn.Module, opt: torch.optim.Optimizer, sched: torch.optim.lr_scheduler.LRScheduler | None,
          grad_clip: float) -> float:
-    """Clip, step, zero; returns the pre-clip gradient norm."""
+    """Clip, step, zero (and advance ``sched`` unless None); returns the pre-clip gradient norm."""
     params = [p for p in model.parameters() if p.requires_grad]
     norm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
     opt.step()
-    sched.step()
+    if sched is not None:
+        sched.step()
     opt.zero_grad(set_to_none=True)
     return float(norm)

@@ -1,12 +1,20 @@
 """The RL trainer loop: rollout -> rewards -> advantages -> clipped policy loss + KL -> update.
 
 Every algorithmic choice is a registry lookup (``speechrl.algos``); this file is only the loop.
-One policy update per rollout batch (so pi_old is the sampling policy and the ratio starts at 1).
+Each rollout batch is used for ``rl.epochs`` (mu) passes of ``rl.minibatches`` optimizer steps,
+each minibatch holding whole groups; old log-probs stay those of sampling, so the ratio is 1 on
+the first minibatch only. ``rl.grad_accum`` splits a minibatch into micro-batches whose losses are
+scaled by 1/grad_accum (for token-mean aggregation this weights micro-batches equally rather than
+by their token counts, as verl does). Advantages are computed once per rollout batch.
+
+Reference policy (KL): the SFT model as loaded; with LoRA, the same weights with the adapter
+disabled (no second copy); not computed at all when the preset's beta is 0.
 Dropout is off during RL (``model.eval()``), so sampling and the update see the same function.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -24,10 +32,13 @@ from speechrl.models.processor import SpeechProcessor
 from speechrl.progress import Progress
 from speechrl.rewards import combine
 from speechrl.training.data import Sample
-from speechrl.training.optim import adamw, step, warmup_constant
+from speechrl.training.optim import adamw, step, warmup_constant, warmup_cosine
 from speechrl.training.rollout import Rollout, concat, sample, select, text_variant, token_logp, with_reference
 
 log = logging.getLogger("speechrl")
+
+
+HISTORY_KEYS = ("reward/mean", "actor/kl", "response/length", "actor/entropy")
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
@@ -122,9 +133,49 @@ def collect(cfg: Config, algo: Algorithm, policy: Model, proc: SpeechProcessor, 
             return concat(parts, proc.tokenizer.pad_token_id), torch.cat(rewards_parts), metrics
 
 
-def rl_step(cfg: Config, algo: Algorithm, policy: Model, ref: Model, proc: SpeechProcessor, train: list[Sample],
+def reference_logp(policy: Model, ref: Model | None, roll: Rollout, temperature: float) -> torch.Tensor:
+    """(N, C) log-probs of the reference: ``ref`` if given, else ``policy`` with its LoRA adapter disabled."""
+    with torch.no_grad():
+        if ref is not None:
+            return token_logp(ref, roll, temperature)[0]
+        ctx = policy.disable_adapter() if hasattr(policy, "disable_adapter") else contextlib.nullcontext()
+        with ctx:
+            return token_logp(policy, roll, temperature)[0]
+
+
+def _rows(group_ids: list[int], prompts_per_group: int, n: int) -> tuple[list[int], torch.Tensor]:
+    """Prompt rows and completion rows of whole groups (``n`` completions per prompt row)."""
+    prompts = [g * prompts_per_group + k for g in group_ids for k in range(prompts_per_group)]
+    return prompts, torch.tensor([p * n + j for p in prompts for j in range(n)], dtype=torch.long)
+
+
+def policy_loss(cfg: Config, algo: Algorithm, policy: Model, roll: Rollout, adv: torch.Tensor, mask: torch.Tensor,
+                ref_logp: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float], torch.Tensor, torch.Tensor]:
+    """Loss of one (mini/micro-)batch of rows; returns (loss, metrics, kl (N, C), entropy (N, C))."""
+    rl = cfg.rl
+    logp, entropy = token_logp(policy, roll, rl.temperature, with_entropy=True)
+    metrics: dict[str, float] = {}
+    segments = None
+    if algo.segmenter:
+        segments, m_seg = SEGMENTERS.get(algo.segmenter)(roll.old_logp, roll.completion_ids, mask, **algo.segmenter_opts)
+        metrics.update(m_seg)
+    log_ratio, _ = RATIOS.get(algo.ratio)(logp, roll.old_logp, mask, segments=segments, **algo.ratio_opts)
+    pg, m_pg = POLICY_LOSSES.get(algo.policy_loss)(log_ratio, adv, mask, off_policy=roll.off_policy, **algo.loss_opts)
+    metrics.update(m_pg)
+    if ref_logp is not None:
+        kl, _ = KL_ESTIMATORS.get(algo.kl_estimator)(logp, ref_logp)
+        per_token = pg + algo.beta * kl
+    else:
+        kl, per_token = torch.zeros_like(logp), pg
+    loss, _ = AGGREGATIONS.get(algo.loss_agg)(per_token, mask, norm_constant=rl.max_new_tokens, segments=segments)
+    return loss, metrics, kl.detach(), entropy
+
+
+def rl_step(cfg: Config, algo: Algorithm, policy: Model, ref: Model | None, proc: SpeechProcessor, train: list[Sample],
             opt: torch.optim.Optimizer, sched: Any, rng: random.Random) -> dict[str, float]:
-    """Collect one rollout batch and make one policy update; returns the step's metrics."""
+    """Collect one rollout batch and make ``epochs x minibatches`` policy updates; returns the step's metrics.
+
+    ``ref`` is the frozen reference model, or ``None`` for the LoRA policy's adapter-disabled base."""
     rl, g = cfg.rl, cfg.rl.group_size
     t0 = time.perf_counter()
     roll, rewards, metrics = collect(cfg, algo, policy, proc, train, rng)
@@ -142,20 +193,28 @@ def rl_step(cfg: Config, algo: Algorithm, policy: Model, ref: Model, proc: Speec
                                                  modality=modality(roll) if algo.modality_split else None,
                                                  **algo.advantage_opts)
     adv = adv.masked_fill(failed.view(-1, *([1] * (adv.dim() - 1))), 0.0).to(mask.device)
-    with torch.no_grad():
-        ref_logp, _ = token_logp(ref, roll, rl.temperature)
-    logp, entropy = token_logp(policy, roll, rl.temperature, with_entropy=True)
-    segments = None
-    if algo.segmenter:
-        segments, m_seg = SEGMENTERS.get(algo.segmenter)(roll.old_logp, roll.completion_ids, mask, **algo.segmenter_opts)
-        metrics.update(m_seg)
-    log_ratio, _ = RATIOS.get(algo.ratio)(logp, roll.old_logp, mask, segments=segments, **algo.ratio_opts)
-    pg, m_pg = POLICY_LOSSES.get(algo.policy_loss)(log_ratio, adv, mask, off_policy=roll.off_policy, **algo.loss_opts)
-    kl, _ = KL_ESTIMATORS.get(algo.kl_estimator)(logp, ref_logp)
-    per_token = pg + algo.beta * kl if algo.beta > 0 else pg
-    loss, _ = AGGREGATIONS.get(algo.loss_agg)(per_token, mask, norm_constant=rl.max_new_tokens, segments=segments)
-    loss.backward()
-    gnorm = step(policy, opt, sched, rl.grad_clip)
+    ref_logp = reference_logp(policy, ref, roll, rl.temperature) if algo.beta > 0 else None
+
+    n_groups = roll.completion_ids.shape[0] // g
+    per_group = g // roll.group_size  # prompt rows per group (2 with the speech/text split)
+    n_mb = min(rl.minibatches, n_groups)  # dynamic sampling may keep fewer groups than prompts_per_step
+    order = torch.randperm(n_groups, generator=torch.Generator().manual_seed(rng.randrange(2**31)))
+    losses, kls, ents, gnorms, m_pg = [], [], [], [], {}
+    for _epoch in range(rl.epochs):
+        for mb in order.tensor_split(n_mb):
+            micro = [m for m in mb.tensor_split(min(rl.grad_accum, len(mb))) if len(m)]
+            for mc in micro:
+                prompts, rows = _rows(mc.tolist(), per_group, roll.group_size)
+                sub = select(roll, prompts)
+                dev_rows = rows.to(mask.device)
+                loss, m_pg, kl, ent = policy_loss(cfg, algo, policy, sub, adv[dev_rows], mask[dev_rows],
+                                                  None if ref_logp is None else ref_logp[dev_rows])
+                (loss / len(micro)).backward()
+                losses.append(loss.item())
+                kls.append(masked_mean(kl, mask[dev_rows]))
+                ents.append(masked_mean(ent.detach(), mask[dev_rows]))
+            gnorms.append(step(policy, opt, None, rl.grad_clip))
+    sched.step()
     on = (~roll.off_policy).to(mask.device)
     lengths = mask[on].sum(-1).float()
     valid = rewards[~failed & on.cpu()]
@@ -164,8 +223,9 @@ def rl_step(cfg: Config, algo: Algorithm, policy: Model, ref: Model, proc: Speec
     metrics.update({
         "reward/mean": float(valid.mean()) if valid.numel() else math.nan,
         "reward/std": float(valid.std()) if valid.numel() > 1 else 0.0,
-        "actor/loss": loss.item(), "actor/kl": masked_mean(kl.detach(), mask),
-        "actor/entropy": masked_mean(entropy, mask), "actor/grad_norm": gnorm, "actor/lr": sched.get_last_lr()[0],
+        "actor/loss": _mean(losses), "actor/kl": _mean(kls) if ref_logp is not None else 0.0,
+        "actor/entropy": _mean(ents), "actor/grad_norm": _mean(gnorms), "actor/lr": sched.get_last_lr()[0],
+        "actor/updates": float(len(gnorms)),
         "response/length": float(lengths.mean()) if lengths.numel() else 0.0,
         "response/truncated": float((roll.completion_mask[on][:, -1] == 1).float().mean())
         if roll.completion_mask.shape[1] >= rl.max_new_tokens and lengths.numel() else 0.0,
@@ -181,19 +241,23 @@ def rl_step(cfg: Config, algo: Algorithm, policy: Model, ref: Model, proc: Speec
 
 def train_rl(cfg: Config, algo: Algorithm, policy: Model, proc: SpeechProcessor, train: list[Sample], out: Path,
              log_metrics: Any = None, desc: str = "rl") -> dict[str, Any]:
-    """Run ``cfg.rl.steps`` updates from ``policy`` (the SFT model); the reference is a frozen copy of it."""
+    """Run ``cfg.rl.steps`` rollout batches from ``policy`` (the SFT model).
+
+    The reference is a frozen copy of it, or, for a LoRA policy (peft), the policy with its adapter
+    disabled; no reference when the preset's beta is 0."""
     rl = cfg.rl
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    ref = copy.deepcopy(policy).eval().requires_grad_(False)
+    lora = hasattr(policy, "disable_adapter")
+    ref = None if lora or algo.beta == 0 else copy.deepcopy(policy).eval().requires_grad_(False)
     policy.eval()  # dropout off: sampling and update see the same policy
     opt = adamw(policy, rl.lr, 0.0)
-    sched = warmup_constant(opt, rl.warmup_steps)
+    sched = warmup_cosine(opt, rl.warmup_steps, rl.steps) if rl.schedule == "cosine" else warmup_constant(opt, rl.warmup_steps)
     start, history = time.perf_counter(), []
     with Progress(rl.steps, desc, rl.log_every) as prog:
         for n in range(1, rl.steps + 1):
             m = rl_step(cfg, algo, policy, ref, proc, train, opt, sched, rng)
-            history.append({"step": n, **{k: m.get(k, math.nan) for k in ("reward/mean", "actor/kl", "response/length")}})
+            history.append({"step": n, **{k: m.get(k, math.nan) for k in HISTORY_KEYS}})
             if log_metrics:
                 log_metrics(m, n)
             prog.update(reward=m["reward/mean"], kl=m.get("actor/kl", math.nan), len=m.get("response/length", math.nan))

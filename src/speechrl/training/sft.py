@@ -30,6 +30,42 @@ def lm_loss(model: Model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor,
     return loss, n
 
 
+def accumulate(model: Model, proc: SpeechProcessor, batch: list[Sample], micro: int) -> float:
+    """Backward the token-mean loss of ``batch`` in ``micro`` micro-batches (each weighted by its
+    share of label tokens, so the gradient equals the one-batch gradient); returns the loss."""
+    parts = [batch[i::micro] for i in range(micro)] if micro > 1 else [batch]
+    collated = [collate(proc, p, with_answers=True, device=model.device) for p in parts if p]
+    total = sum(int((c["labels"][:, 1:] != -100).sum()) for c in collated)
+    value = 0.0
+    for c in collated:
+        loss, n = lm_loss(model, c)
+        (loss * (n / max(total, 1))).backward()
+        value += loss.item() * n / max(total, 1)
+    return value
+
+
+def continue_sft(cfg: Config, model: Model, proc: SpeechProcessor, train: list[Sample], out: Path, *, steps: int,
+                 batch_size: int, lr: float, log_metrics: Any = None, desc: str = "sft_more") -> dict[str, Any]:
+    """The "SFT + the same extra compute" control: ``steps`` more SFT steps of ``batch_size`` examples
+    at a constant ``lr`` from ``model`` (no early stopping: like an RL run, the last weights are kept)."""
+    rng = random.Random(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    model.train()
+    opt = adamw(model, lr, cfg.sft.weight_decay)
+    it = batches(train, batch_size, rng)
+    start, history = time.perf_counter(), []
+    with Progress(steps, desc, cfg.rl.log_every) as prog:
+        for n in range(1, steps + 1):
+            loss = accumulate(model, proc, next(it), cfg.rl.grad_accum)
+            gnorm = step(model, opt, None, cfg.sft.grad_clip)
+            if log_metrics:
+                log_metrics({"train/loss": loss, "train/grad_norm": gnorm, "train/lr": lr}, n)
+            history.append({"step": n, "train_loss": loss})
+            prog.update(loss=loss)
+    save(model, proc, out)
+    return {"steps": steps, "batch_size": batch_size, "lr": lr, "seconds": time.perf_counter() - start, "history": history}
+
+
 @torch.no_grad()
 def valid_loss(model: Model, proc: SpeechProcessor, samples: list[Sample], batch_size: int) -> float:
     model.eval()
@@ -56,10 +92,9 @@ def train_sft(cfg: Config, model: Model, proc: SpeechProcessor, train: list[Samp
     history = []
     with Progress(s.max_steps, desc, s.log_every) as prog:
         for n in range(1, s.max_steps + 1):
-            loss, _ = lm_loss(model, collate(proc, next(it), with_answers=True, device=model.device))
-            loss.backward()
+            loss = accumulate(model, proc, next(it), s.grad_accum)
             gnorm = step(model, opt, sched, s.grad_clip)
-            metrics = {"train/loss": loss.item(), "train/grad_norm": gnorm, "train/lr": sched.get_last_lr()[0]}
+            metrics = {"train/loss": loss, "train/grad_norm": gnorm, "train/lr": sched.get_last_lr()[0]}
             if n % s.eval_every == 0 or n == s.max_steps:
                 v = valid_loss(model, proc, valid, s.batch_size * 2)
                 metrics["valid/loss"] = v

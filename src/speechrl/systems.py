@@ -1,0 +1,53 @@
+"""System names: the rows of the report and the model folders of the pipeline.
+
+* ``base``: the initial model; ``sft``: supervised fine-tuning (early-stopped on valid loss);
+* ``sft_more``: the control "SFT + the same extra compute": SFT continued from ``sft`` for
+  ``rl.steps`` steps of ``prompts_per_step x group_size`` examples (:func:`speechrl.training.sft.continue_sft`);
+* ``<preset>``: RL from ``sft`` with an algorithm preset and ``rl.rewards`` (``grpo``, ``leaf``, ...);
+* ``<preset>-<reward>``: the reward ablation: that preset trained on ``<reward>`` alone (``grpo-meteor``).
+
+The control and RL systems run once per seed of ``suite.seeds``; every system is evaluated per seed
+(for ``base`` and ``sft`` the seeds vary only the sampled decoding).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from speechrl.config import Config
+
+BASE, SFT, CONTROL = "base", "sft", "sft_more"
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    kind: str  # "base", "sft", "control" or "rl"
+    algorithm: str | None = None
+    reward: str | None = None  # the ablation's single reward (None: rl.rewards)
+
+
+def parse_system(name: str) -> System:
+    """The :class:`System` named ``name``; unknown presets / rewards raise ``UnknownNameError`` with the choices."""
+    if name in (BASE, SFT):
+        return System(name, name)
+    if name == CONTROL:
+        return System(name, "control")
+    from speechrl.algos import PRESETS
+    from speechrl.rewards import REWARDS
+
+    algo, _, reward = name.partition("-")
+    PRESETS.get(algo)
+    if reward:
+        REWARDS.get(reward)
+    return System(name, "rl", algo, reward or None)
+
+
+def ablation_systems(cfg: Config, task: str) -> list[str]:
+    s = cfg.suite
+    return [f"{s.ablation_algorithm}-{r}" for r in s.ablation_rewards] if task in s.ablation_tasks else []
+
+
+def suite_systems(cfg: Config, task: str) -> list[str]:
+    """Every system of ``task`` in report order: base/SFT, the control, the algorithms, the ablation."""
+    return [*cfg.report.systems, *([CONTROL] if cfg.suite.control else []), *cfg.rl.algorithms, *ablation_systems(cfg, task)]
