@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh Debian machine (they install what they need first):
-#   make run    the embedded default pipeline -> results/report/index.html
+#   make run    the embedded default suite -> results/report/index.html
+#   make run-quick  its quick variant (one seed, fewer steps) -> results-quick/report/index.html
 #   make test   the test suite (unit tests + a tiny end-to-end snakemake run)
 SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
@@ -7,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export PYTHONUNBUFFERED := 1
 CORES ?= 2
 
-.PHONY: setup run test test-fast lint schema clean
+.PHONY: setup run run-quick test test-fast lint schema clean
 
 setup:
 	@bash scripts/setup.sh
@@ -16,6 +17,11 @@ run: setup
 	@start=$$(date +%s); \
 	snakemake --cores $(CORES) --printshellcmds --rerun-incomplete --show-failed-logs $(ARGS) && \
 	echo "[run] finished in $$(( $$(date +%s) - start )) s: results/report/index.html"
+
+run-quick: setup
+	@start=$$(date +%s); \
+	snakemake --cores $(CORES) --configfile config/config.yaml config/quick.yaml --printshellcmds --rerun-incomplete --show-failed-logs $(ARGS) && \
+	echo "[run-quick] finished in $$(( $$(date +%s) - start )) s: results-quick/report/index.html"
 
 test: setup
 	pytest $(ARGS)
@@ -30,4 +36,4 @@ schema: setup
 	speechrl schema --out workflow/schemas/config.schema.yaml
 
 clean:
-	rm -rf results logs .snakemake
+	rm -rf results results-quick logs .snakemake
