@@ -43,6 +43,7 @@ def test_relative_changes_by_hand() -> None:
     assert rel_change(44.90, 27.74) == pytest.approx(61.86, abs=0.01)  # (44.90 - 27.74) / 27.74
     assert rel_change(44.90, 40.88) == pytest.approx(9.83, abs=0.01)  # (44.90 - 40.88) / 40.88
     assert rel_change(1.0, 0.0) is None and rel_change(1.0, None) is None
+    assert rel_change(47.95, 0.04) is None and rel_change(2.0, 1.0) == pytest.approx(100.0)  # a near-0 base gives n/a
 
 
 def test_report_files_and_summary(files: list[Path], tmp_path: Path) -> None:

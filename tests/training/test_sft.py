@@ -45,3 +45,34 @@ def test_batches_are_seeded_and_cover_the_data(tiny_model_dir, tiny_data):
     assert take(0) == take(0) != take(1)
     assert sorted(i for b in take(0) for i in b) == sorted(s.example.id for s in train)
     assert dataclasses.is_dataclass(train[0])
+
+
+def _grads_after_accumulate(tiny_model_dir, tiny_data, micro):
+    import torch
+
+    from speechrl.training.sft import accumulate
+
+    model, proc = load(tiny_model_dir)
+    model.eval()  # no dropout: both runs see the same function
+    samples = load_split(tiny_data["sqa"], "train", proc)[:6]
+    loss = accumulate(model, proc, samples, micro)
+    return loss, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
+def test_gradient_accumulation_gives_the_one_batch_gradient(tiny_model_dir, tiny_data):
+    import torch
+
+    l1, g1 = _grads_after_accumulate(tiny_model_dir, tiny_data, 1)
+    l3, g3 = _grads_after_accumulate(tiny_model_dir, tiny_data, 3)  # micro-batches weighted by their label tokens
+    assert abs(l1 - l3) < 1e-5 and torch.allclose(g1, g3, atol=1e-6)
+
+
+def test_continue_sft_is_the_control(tiny_model_dir, tiny_data, tiny_cfg, tmp_path):
+    from speechrl.training.sft import continue_sft
+
+    model, proc = load(tiny_model_dir)
+    train = load_split(tiny_data["sqa"], "train", proc)
+    s = continue_sft(tiny_cfg, model, proc, train, tmp_path / "m", steps=3, batch_size=4, lr=1e-3)
+    assert s["steps"] == 3 and len(s["history"]) == 3 and s["batch_size"] == 4
+    again, _ = load(tmp_path / "m")  # the last weights are saved (no early stopping)
+    assert all((a == b).all() for a, b in zip(again.parameters(), model.parameters()))

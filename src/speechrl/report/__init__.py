@@ -159,7 +159,7 @@ def build_report(
 def _md_figures(figures: list[tuple[str, str]]) -> str:
     if not figures:
         return ""
-    return "\n".join(["## Training curves", ""] + [f"![{cap}]({f})" for cap, f in figures]) + "\n\n"
+    return "\n" + "\n".join(["## Training curves", ""] + [f"![{cap}]({f})" for cap, f in figures]) + "\n\n"
 
 
 def _md_sources(results: list[Result]) -> str:

@@ -26,8 +26,10 @@ code{font-size:.85rem}
 HOW_TO_READ = (
     "Rows are systems (base model, SFT, then RL algorithms), columns metrics on a 0-100 scale "
     "(higher is better). Under each value: the relative change in percent of the base model's "
-    "value and of the SFT model's value (n/a where that value is 0). Bold: best value per "
-    "column within a task. The main table uses the report's decoding; the other decodings follow."
+    "value and of the SFT model's value (n/a where that value is below 1). With several seeds a value "
+    "is the mean ± the 95% CI half-width over seeds. Bold: best value per column within a task. The main "
+    "table uses the report's decoding; the papers' own numbers, the other decodings, the per-seed values, "
+    "the reward ablation and LEAF vs GRPO follow."
 )
 
 

@@ -21,7 +21,8 @@ TASK_NAMES = {"sqa": "Spoken QA (SQA)", "ast": "Speech translation En→De (AST)
 SYSTEM_NAMES = {"base": "Base", "sft": "SFT", "sft_more": "SFT + same extra compute"}
 MISSING = "—"
 LEGEND = ("Cells: value, or mean ± 95% CI half-width over seeds (t distribution), with the relative change of the mean "
-          "vs base / vs SFT (the SFT row: vs base only). Best mean per column and task in bold.")
+          "vs base / vs SFT (the SFT row: vs base only; n/a where that value is below 1). Best mean per column and task in bold.")
+PLAIN_LEGEND = "Cells: value, or mean ± 95% CI half-width over seeds (t distribution). Best per column and task in bold."
 
 
 def metric_name(m: str) -> str:
@@ -75,6 +76,12 @@ class Table:
     blocks: tuple[Block, ...]
     note: str = ""
     """Printed under the table (what the rows are, caveats)."""
+    compare: bool = True
+    """Cells carry relative changes vs base / SFT."""
+
+    @property
+    def legend(self) -> str:
+        return LEGEND if self.compare else PLAIN_LEGEND
 
     def _replace_note(self, note: str) -> Table:
         return dataclasses.replace(self, note=note)
@@ -86,9 +93,14 @@ class Table:
         }
 
 
+MIN_REFERENCE = 1.0
+"""Relative changes against a reference below this (0-100 scale) are shown as n/a: a random-init base
+model's BLEU of 0.04 would turn every gain into +100000%."""
+
+
 def rel_change(value: float, ref: float | None) -> float | None:
-    """``100 * (value - ref) / ref``; None when ``ref`` is missing or 0."""
-    if ref is None or ref == 0:
+    """``100 * (value - ref) / ref``; None when ``ref`` is missing or below :data:`MIN_REFERENCE`."""
+    if ref is None or abs(ref) < MIN_REFERENCE:
         return None
     return 100.0 * (value - ref) / abs(ref)
 
@@ -138,7 +150,7 @@ def build_table(key: str, title: str, grid: dict[str, dict[str, dict[str, Any]]]
                 notes: dict[str, str], cis: dict[str, dict[str, dict[str, float | None]]] | None = None, compare: bool = True) -> Table:
     """A table from ``task -> system -> metric -> value`` (tasks in the grid's order), CIs from ``cis`` (same keys)."""
     blocks = tuple(build_block(t, rows, system_order, metrics, notes.get(t, ""), (cis or {}).get(t), compare) for t, rows in grid.items())
-    return Table(key, title, tuple(metrics), blocks)
+    return Table(key, title, tuple(metrics), blocks, compare=compare)
 
 
 # --------------------------------------------------------------------------------- Markdown
@@ -152,7 +164,7 @@ def _md_cell(c: Cell) -> str:
 
 
 def to_markdown(t: Table) -> str:
-    lines = [f"## {t.title}", "", LEGEND, ""]
+    lines = [f"## {t.title}", "", t.legend, ""]
     for b in t.blocks:
         lines += [f"### {task_name(b.task)}" + (f" — {b.note}" if b.note else ""), ""]
         lines.append("| System | " + " | ".join(metric_name(m) for m in t.metrics) + " |")
@@ -191,7 +203,7 @@ def to_latex(t: Table) -> str:
     lines = [
         f"% {tex_escape(t.title)} (needs \\usepackage{{booktabs}})",
         r"\begin{table}[t]", r"\centering", r"\small",
-        rf"\caption{{{tex_escape(t.title)}. {tex_escape(LEGEND)}}}",
+        rf"\caption{{{tex_escape(t.title)}. {tex_escape(t.legend)}}}",
         rf"\begin{{tabular}}{{l{'r' * len(t.metrics)}}}", r"\toprule",
         "System & " + " & ".join(tex_escape(metric_name(m)) for m in t.metrics) + r" \\",
     ]

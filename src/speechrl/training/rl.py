@@ -223,7 +223,7 @@ def rl_step(cfg: Config, algo: Algorithm, policy: Model, ref: Model | None, proc
     metrics.update({
         "reward/mean": float(valid.mean()) if valid.numel() else math.nan,
         "reward/std": float(valid.std()) if valid.numel() > 1 else 0.0,
-        "actor/loss": _mean(losses), "actor/kl": _mean(kls) if ref_logp is not None else 0.0,
+        "actor/loss": _mean(losses), "actor/kl": _mean(kls) if ref_logp is not None else math.nan,  # no reference when beta = 0
         "actor/entropy": _mean(ents), "actor/grad_norm": _mean(gnorms), "actor/lr": sched.get_last_lr()[0],
         "actor/updates": float(len(gnorms)),
         "response/length": float(lengths.mean()) if lengths.numel() else 0.0,
