@@ -176,13 +176,14 @@ def cmd_rl(a: argparse.Namespace, cfg: Config) -> None:
 def cmd_sft_more(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.tracking import job_run
     from speechrl.training.data import load_split
+    from speechrl.training.optim import COSINE_FLOOR
     from speechrl.training.sft import continue_sft
 
     out, data, start = Path(a.out), Path(a.data), time.time()
     model, proc = _load(cfg, a.model)
     train = load_split(data, "train", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
     rl = cfg.rl
-    lr = cfg.suite.control_lr or cfg.sft.lr * 0.1
+    lr = cfg.suite.control_lr or cfg.sft.lr * COSINE_FLOOR
     with job_run(cfg, a.tracking, "sft_more", f"sft_more:{a.task}:s{cfg.seed}") as run:
         summary = continue_sft(cfg, model, proc, train, out / "model", steps=rl.steps, batch_size=rl.prompts_per_step * rl.group_size,
                                lr=lr, log_metrics=run.metrics, desc=f"sft_more {a.task} s{cfg.seed}")
@@ -214,11 +215,11 @@ def cmd_report(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.report import build_report
     from speechrl.tracking import finish_pipeline
 
-    from speechrl.systems import CONTROL
+    from speechrl.systems import CONTROL, ablation_systems
 
     out, start = Path(a.out), time.time()
     suite = cfg.suite
-    ablation = [f"{suite.ablation_algorithm}-{r}" for r in suite.ablation_rewards]
+    ablation = ablation_systems(cfg)
     build_report([Path(m) for m in a.metrics], out, title=f"speechrl: {cfg.name}", decoding=cfg.report.decoding,
                  system_order=[*cfg.report.systems, CONTROL, *cfg.rl.algorithms], metrics=cfg.evaluate.metrics,
                  curves=[Path(c) for c in a.curves], ablation=(suite.ablation_algorithm, ablation) if ablation else None,

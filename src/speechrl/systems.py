@@ -43,11 +43,8 @@ def parse_system(name: str) -> System:
     return System(name, "rl", algo, reward or None)
 
 
-def ablation_systems(cfg: Config, task: str) -> list[str]:
+def ablation_systems(cfg: Config) -> list[str]:
+    """The reward-ablation systems ``<ablation_algorithm>-<reward>`` (run on ``suite.ablation_tasks``;
+    ``workflow/rules/common.smk`` builds the same names for the DAG)."""
     s = cfg.suite
-    return [f"{s.ablation_algorithm}-{r}" for r in s.ablation_rewards] if task in s.ablation_tasks else []
-
-
-def suite_systems(cfg: Config, task: str) -> list[str]:
-    """Every system of ``task`` in report order: base/SFT, the control, the algorithms, the ablation."""
-    return [*cfg.report.systems, *([CONTROL] if cfg.suite.control else []), *cfg.rl.algorithms, *ablation_systems(cfg, task)]
+    return [f"{s.ablation_algorithm}-{r}" for r in s.ablation_rewards]

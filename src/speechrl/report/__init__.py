@@ -78,7 +78,7 @@ def _paper_table(p: Any, metrics: list[str]) -> Table:
     cols = [m for m in metrics if m in p.metrics] or list(p.metrics)
     grid = {setting: dict(systems) for setting, systems in p.rows.items()}
     note = f"Source: {p.source}. " + " ".join(p.notes)
-    return build_table(f"paper_{p.key}", p.title, grid, ["base", "sft"], cols, {}, compare=True)._replace_note(note)
+    return build_table(f"paper_{p.key}", p.title, grid, ["base", "sft"], cols, {}, note=note)
 
 
 def build_report(
@@ -122,16 +122,16 @@ def build_report(
     if abl_systems:
         rows = ["sft", abl_algo, *abl_systems]
         tasks = [t for t, sys in grid.items() if any(s in sys for s in abl_systems)]
-        t = build_table("ablation", f"Reward ablation: {abl_algo.upper()} trained on each reward alone, {decoding} decoding",
-                        _subset(grid, rows, tasks), rows, metrics, notes, _subset(cis, rows, tasks))
-        tables.append(t._replace_note(f"{abl_algo.upper()} without a reward in parentheses uses rl.rewards (the main runs)."))
+        tables.append(build_table("ablation", f"Reward ablation: {abl_algo.upper()} trained on each reward alone, {decoding} decoding",
+                                  _subset(grid, rows, tasks), rows, metrics, notes, _subset(cis, rows, tasks),
+                                  note=f"{abl_algo.upper()} without a reward in parentheses uses rl.rewards (the main runs)."))
     if any("leaf" in sys and "grpo" in sys for sys in grid.values()):
         d_grid, d_cis = _paired_diff(results, decoding, "leaf", "grpo", metrics)
         lg = {t: {**_subset(grid, ["grpo", "leaf"])[t], **d_grid.get(t, {})} for t in d_grid}
         lc = {t: {**_subset(cis, ["grpo", "leaf"])[t], **d_cis.get(t, {})} for t in d_grid}
         tables.append(build_table("leaf_vs_grpo", f"LEAF vs GRPO (same rollouts, steps and learning rate), {decoding} decoding",
-                                  lg, ["grpo", "leaf"], metrics, notes, lc, compare=False)
-                      ._replace_note("LEAF − GRPO: mean of the per-seed differences, 95% CI over seeds (paired)."))
+                                  lg, ["grpo", "leaf"], metrics, notes, lc, compare=False,
+                                  note="LEAF − GRPO: mean of the per-seed differences, 95% CI over seeds (paired)."))
 
     out_dir = Path(out_dir)
     figures = plot_curves(load_histories([Path(c) for c in curves]), out_dir) if curves else []

@@ -9,7 +9,6 @@ Models with GRPO" (Elmakies et al., 2025).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,9 +82,6 @@ class Table:
     def legend(self) -> str:
         return LEGEND if self.compare else PLAIN_LEGEND
 
-    def _replace_note(self, note: str) -> Table:
-        return dataclasses.replace(self, note=note)
-
     def to_dict(self) -> dict[str, Any]:
         return {
             b.task: {s: {m: c.to_dict() for m, c in zip(self.metrics, cells)} for s, cells in b.rows}
@@ -147,10 +143,11 @@ def build_block(task: str, rows: dict[str, dict[str, float | None]], system_orde
 
 
 def build_table(key: str, title: str, grid: dict[str, dict[str, dict[str, Any]]], system_order: list[str], metrics: list[str],
-                notes: dict[str, str], cis: dict[str, dict[str, dict[str, float | None]]] | None = None, compare: bool = True) -> Table:
+                notes: dict[str, str], cis: dict[str, dict[str, dict[str, float | None]]] | None = None, compare: bool = True,
+                note: str = "") -> Table:
     """A table from ``task -> system -> metric -> value`` (tasks in the grid's order), CIs from ``cis`` (same keys)."""
     blocks = tuple(build_block(t, rows, system_order, metrics, notes.get(t, ""), (cis or {}).get(t), compare) for t, rows in grid.items())
-    return Table(key, title, tuple(metrics), blocks, compare=compare)
+    return Table(key, title, tuple(metrics), blocks, note=note, compare=compare)
 
 
 # --------------------------------------------------------------------------------- Markdown

@@ -12,7 +12,11 @@ def adamw(model: torch.nn.Module, lr: float, weight_decay: float) -> torch.optim
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
-def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int, floor: float = 0.1) -> torch.optim.lr_scheduler.LambdaLR:
+COSINE_FLOOR = 0.1
+"""Final learning rate of :func:`warmup_cosine` as a fraction of the peak (the control ``sft_more`` continues at it)."""
+
+
+def warmup_cosine(opt: torch.optim.Optimizer, warmup: int, total: int, floor: float = COSINE_FLOOR) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warmup to the peak, then cosine decay to ``floor`` x peak at ``total`` steps."""
 
     def f(step: int) -> float:
