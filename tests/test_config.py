@@ -35,6 +35,8 @@ def test_defaults_and_embedded_config_parse():
         ({"model": {"tiny": {"hidden_size": 30, "num_heads": 4}}}, "not divisible by model.tiny.num_heads=4"),
         ({"report": {"decoding": "greedy"}, "evaluate": {"decodings": ["sampled"]}}, "add it there or change report.decoding"),
         ({"rl": {"rewards": {}}}, "rl.rewards is empty"),
+        ({"train": {"precision": "bf16"}}, "train.precision='bf16' needs train.backend='deepspeed'"),
+        ({"train": {"backend": "ray"}}, "train.backend: unknown value 'ray'; valid choices: local, deepspeed"),
     ],
 )
 def test_bad_values_name_the_key_and_choices(data, needle):
@@ -82,3 +84,20 @@ def test_schema_documents_every_key_and_validates_defaults():
     jsonschema.validate(parse_config({}).to_dict(), schema)
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"sft": {"lrate": 1}}, schema)
+
+
+def test_train_section_defaults_and_deepspeed_precision():
+    cfg = parse_config({})
+    assert (cfg.train.backend, cfg.train.deepspeed_config, cfg.train.precision) == ("local", "config/deepspeed/zero2.json", "fp32")
+    cfg = parse_config({"train": {"backend": "deepspeed", "precision": "bf16"}})
+    assert cfg.train.precision == "bf16"
+
+
+def test_config_package_keeps_its_public_names():
+    import speechrl.config as c
+    from speechrl.config import fields, parser, schema
+
+    for name in ("Config", "ConfigError", "LoraConfig", "TinyModelConfig", "dump_config", "load_config", "parse_config", "schema_yaml", "deep_merge", "from_dict"):
+        assert hasattr(c, name), name
+    assert c.Config is fields.Config and c.load_config is parser.load_config and c.schema_yaml is schema.schema_yaml
+    assert "seed 00" not in schema_yaml(), "cite papers by author, year and arXiv id"

@@ -1,45 +1,31 @@
-"""Typed experiment configuration: one dataclass per section, one documented field per option.
+"""The experiment configuration as typed dataclasses: one section per class, one documented field each.
 
-Every field is declared with :func:`opt`, which records its docstring, allowed values and bounds.
-The same declarations drive three things, so they cannot drift apart:
-
-* parsing (:func:`load_config` / :func:`from_dict`): unknown keys, wrong types, out-of-range values
-  and unknown registry names stop with an error naming the key path and the valid choices;
-* cross-field checks (:meth:`Config.check`), which fail early with a fix suggestion;
-* the JSON schema at ``workflow/schemas/config.schema.yaml`` that Snakemake validates against
-  (``speechrl schema`` regenerates it; a test checks the committed file is current).
+This is the file to read to learn what a config can say. Every field is declared with :func:`opt`,
+which records its docstring, allowed values, bounds and (``paper=``) where the default comes from.
+Parsing and validation live in :mod:`speechrl.config.parser`, the JSON schema generator in
+:mod:`speechrl.config.schema`; both are driven by these declarations, so they cannot drift apart.
+Cross-field checks are :meth:`Config.check`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Union
+from typing import Any, Optional
 
-import yaml
+from speechrl.config.errors import ConfigError
 
-
-class ConfigError(ValueError):
-    """A bad configuration value; the message names the key path and what would be valid."""
-
-
-def _registry_choices(kind: str) -> list[str]:
-    """Valid names of a registry, imported lazily (the registries import torch)."""
-    if kind == "preset":
-        from speechrl.algos import PRESETS
-
-        return PRESETS.names()
-    if kind in ("reward", "metric"):  # one scorer library serves rewards and metrics
-        from speechrl.rewards import REWARDS
-
-        return REWARDS.names()
-    raise KeyError(kind)
+# Papers cited by ``paper=`` (author, year, arXiv id).
+GRPO_SALLM = "GRPO-SALLM (Elmakies et al. 2025, arXiv 2509.16990)"
+SE_GSPO = "SE-GSPO (Post-Training Speech Enhancement LMs with Perceptual Rewards, 2026)"
+SEGMENT_GSPO = "segment-level GSPO research note (2026)"
+TARS = "TARS (2026, arXiv 2601.05543)"
+LEAF = "LEAF (Gerogiannis et al. 2026)"
+DEEPSEEKMATH = "GRPO (DeepSeekMath, Shao et al. 2024, arXiv 2402.03300)"
+DAPO = "DAPO (Yu et al. 2025, arXiv 2503.14476)"
 
 
 def opt(
@@ -99,12 +85,12 @@ class HubConfig:
     ``HF_HUB_OFFLINE=1``; a missing dataset or audio folder stops the data job with what to fetch
     and where to put it."""
 
-    librisqa: str = opt("ZihanZhao/LibriSQA", "LibriSQA: hub id, or a local folder / JSON file of the release.", paper="seed 000: LibriSQA part I")
-    librisqa_part: str = opt("I", "LibriSQA part: 'I' (free-form answers) or 'II' (multiple choice).", choices=["I", "II"], paper="seed 000: part I")
+    librisqa: str = opt("ZihanZhao/LibriSQA", "LibriSQA: hub id, or a local folder / JSON file of the release.", paper=f"{GRPO_SALLM}: LibriSQA part I")
+    librisqa_part: str = opt("I", "LibriSQA part: 'I' (free-form answers) or 'II' (multiple choice).", choices=["I", "II"], paper=f"{GRPO_SALLM}: part I")
     librisqa_audio_root: Optional[str] = opt(None, "LibriSpeech folder holding the audio LibriSQA points to (the 'speech_path' of each item is resolved under it).")
-    covost2: str = opt("facebook/covost2", "CoVoST2: hub id, or a local folder with covost_v2.en_de.tsv (or train/dev/test TSVs).", paper="seed 000: CoVoST2 En->De")
+    covost2: str = opt("facebook/covost2", "CoVoST2: hub id, or a local folder with covost_v2.en_de.tsv (or train/dev/test TSVs).", paper=f"{GRPO_SALLM}: CoVoST2 En->De")
     covost2_audio_root: Optional[str] = opt(None, "Common Voice English clips folder (CoVoST2's audio; the 'path' of each row is resolved under it).")
-    valid_fraction: float = opt(0.2, "Share of the train split held out as validation when the source has none.", gt=0, le=0.9, paper="seed 000: 20% of LibriSQA train held out")
+    valid_fraction: float = opt(0.2, "Share of the train split held out as validation when the source has none.", gt=0, le=0.9, paper=f"{GRPO_SALLM}: 20% of LibriSQA train held out")
     max_train: Optional[int] = opt(None, "Keep at most this many training examples (first N after a seeded shuffle); empty = all.", ge=1)
     max_eval: Optional[int] = opt(None, "Keep at most this many valid and test examples each; empty = all.", ge=1)
 
@@ -143,7 +129,7 @@ class LoraConfig:
     """LoRA adapters (peft) on the language model; the encoder and projector stay frozen with LoRA on."""
 
     enabled: bool = opt(False, "Train LoRA adapters instead of all weights.")
-    r: int = opt(8, "LoRA rank.", ge=1, paper="TARS: r8/alpha32; LEAF: r64/alpha128")
+    r: int = opt(8, "LoRA rank.", ge=1, paper=f"{TARS}: r8/alpha32; {LEAF}: r64/alpha128")
     alpha: int = opt(16, "LoRA alpha (scale = alpha / r).", ge=1)
     dropout: float = opt(0.0, "LoRA dropout.", ge=0, le=1)
     target_modules: str = opt(r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)", "Regex of module names that get adapters (peft target_modules).")
@@ -181,25 +167,25 @@ class RLConfig:
     """RL post-training from the SFT model; one job per algorithm preset."""
 
     algorithms: list[str] = opt(["grpo"], "Algorithm presets to train, one job each (see speechrl.algos.presets).", choices="registry:preset")
-    rewards: dict[str, float] = opt({"bleu": 1.0}, "Reward name -> weight; the weighted sum is the scalar reward.", choices="registry:reward", paper="seed 000: sentence BLEU in [0,1]")
+    rewards: dict[str, float] = opt({"bleu": 1.0}, "Reward name -> weight; the weighted sum is the scalar reward.", choices="registry:reward", paper=f"{GRPO_SALLM}: sentence BLEU in [0,1]")
     steps: int = opt(150, "RL optimizer steps (one rollout batch each).", ge=1)
     prompts_per_step: int = opt(8, "Prompts per rollout batch (each gets group_size completions).", ge=1)
-    group_size: int = opt(8, "Completions per prompt (G).", ge=2, paper="seed 000: G=8")
+    group_size: int = opt(8, "Completions per prompt (G).", ge=2, paper=f"{GRPO_SALLM}: G=8")
     lr: float = opt(5e-5, "Peak AdamW learning rate.", gt=0)
     warmup_steps: int = opt(10, "Linear warmup steps.", ge=0)
     schedule: str = opt("constant", "Learning-rate schedule after warmup: constant, or cosine decay to 10% of lr at rl.steps.", choices=["constant", "cosine"])
-    epochs: int = opt(1, "Passes (mu) over each rollout batch; old log-probs are kept from sampling, so ratios move away from 1 after the first minibatch.", ge=1, paper="GRPO (DeepSeekMath) mu; seed 000: 1")
+    epochs: int = opt(1, "Passes (mu) over each rollout batch; old log-probs are kept from sampling, so ratios move away from 1 after the first minibatch.", ge=1, paper=f"{DEEPSEEKMATH}: mu; {GRPO_SALLM}: 1")
     minibatches: int = opt(1, "Optimizer steps per epoch: the rollout batch is split into this many minibatches of whole groups.", ge=1)
     grad_accum: int = opt(1, "Micro-batches per minibatch (gradient accumulation; same update, less memory).", ge=1)
     grad_clip: float = opt(1.0, "Gradient-norm clip (0 disables).", ge=0)
-    beta: Optional[float] = opt(None, "KL coefficient to the reference (SFT) policy; empty = the preset's.", ge=0, paper="seed 000: 0.02 (beta 0 diverged)")
+    beta: Optional[float] = opt(None, "KL coefficient to the reference (SFT) policy; empty = the preset's.", ge=0, paper=f"{GRPO_SALLM}: 0.02 (beta 0 diverged)")
     eps_low: Optional[float] = opt(None, "Lower clip range of the ratio; empty = the preset's.", ge=0)
     eps_high: Optional[float] = opt(None, "Upper clip range of the ratio; empty = the preset's.", ge=0)
     loss_agg: Optional[str] = opt(None, "Loss aggregation; empty = the preset's.", choices=["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm", "seq-mean-segment-mean"])
-    max_sample_batches: int = opt(4, "Dynamic sampling (dapo): most rollout batches drawn per update while refilling dropped zero-variance groups.", ge=1, paper="DAPO; verl max_num_gen_batches")
-    temperature: float = opt(1.0, "Sampling temperature of training rollouts.", gt=0, paper="seed 000: T=1 in training")
+    max_sample_batches: int = opt(4, "Dynamic sampling (dapo): most rollout batches drawn per update while refilling dropped zero-variance groups.", ge=1, paper=f"{DAPO}; verl max_num_gen_batches")
+    temperature: float = opt(1.0, "Sampling temperature of training rollouts.", gt=0, paper=f"{GRPO_SALLM}: T=1 in training")
     top_p: float = opt(1.0, "Nucleus sampling of training rollouts.", gt=0, le=1)
-    max_new_tokens: int = opt(40, "Completion length limit (tokens).", ge=1, paper="seed 000: 200 (real models)")
+    max_new_tokens: int = opt(40, "Completion length limit (tokens).", ge=1, paper=f"{GRPO_SALLM}: 200 (real models)")
     log_every: int = opt(10, "One summary line every N steps.", ge=1)
 
 
@@ -210,20 +196,29 @@ class SuiteConfig:
     seeds: list[int] = opt([0], "RL seeds: every RL job, control and evaluation runs once per seed (data, init and SFT use the global seed). Tables show mean +- 95% CI over seeds.")
     control: bool = opt(True, "Add the 'sft_more' row: SFT continued from the SFT model for rl.steps optimizer steps of prompts_per_step x group_size examples (the sequences an RL update trains on).")
     control_lr: Optional[float] = opt(None, "Learning rate of the control; empty = the final learning rate of the SFT schedule (sft.lr x 0.1).", gt=0)
-    ablation_rewards: list[str] = opt([], "Reward ablation: one extra RL system '<ablation_algorithm>-<reward>' per reward here, trained on that reward alone.", choices="registry:reward", paper="seed 000: BLEU / ROUGE / METEOR / BERTScore rewards")
+    ablation_rewards: list[str] = opt([], "Reward ablation: one extra RL system '<ablation_algorithm>-<reward>' per reward here, trained on that reward alone.", choices="registry:reward", paper=f"{GRPO_SALLM}: BLEU / ROUGE / METEOR / BERTScore rewards")
     ablation_algorithm: str = opt("grpo", "Algorithm preset of the reward ablation.", choices="registry:preset")
     ablation_tasks: list[str] = opt(["sqa"], "Tasks the reward ablation runs on.", choices=["sqa", "ast"])
+
+
+@dataclass
+class TrainConfig:
+    """Execution backend of the training jobs (SFT, RL, the SFT control)."""
+
+    backend: str = opt("local", "local: one process, torch optimiser; deepspeed: deepspeed.initialize with the ZeRO config below, as many ranks as the job is launched with (torchrun / srun).", choices=["local", "deepspeed"])
+    deepspeed_config: str = opt("config/deepspeed/zero2.json", "DeepSpeed JSON config (ZeRO stage, CPU offload); relative paths resolve against the repository root / current directory; batch sizes, lr, clipping and precision are filled in from this config.")
+    precision: str = opt("fp32", "Parameter/compute precision under DeepSpeed; local runs in fp32.", choices=["fp32", "bf16", "fp16"])
 
 
 @dataclass
 class ResourcesConfig:
     """Cluster resources per job kind (SLURM via the snakemake executor plugin; ignored locally)."""
 
-    gpus_sft: int = opt(0, "GPUs per SFT job (slurm_extra --gpus); 0 on CPU.", ge=0, paper="seed 000: 4xH100")
-    gpus_rl: int = opt(0, "GPUs per RL job.", ge=0, paper="seed 000: 4xH100")
+    gpus_sft: int = opt(0, "GPUs per SFT job (slurm_extra --gpus); 0 on CPU.", ge=0, paper=f"{GRPO_SALLM}: 4xH100")
+    gpus_rl: int = opt(0, "GPUs per RL job.", ge=0, paper=f"{GRPO_SALLM}: 4xH100")
     gpus_eval: int = opt(0, "GPUs per evaluation job.", ge=0)
     mem_mb: int = opt(8000, "Memory per training job (MB).", ge=100)
-    runtime_min: int = opt(120, "Wall-time limit per training job (minutes).", ge=1, paper="seed 000: up to 24 h")
+    runtime_min: int = opt(120, "Wall-time limit per training job (minutes).", ge=1, paper=f"{GRPO_SALLM}: up to 24 h")
     partition: str = opt("", "SLURM partition ('' = the cluster default).")
 
 
@@ -232,8 +227,8 @@ class EvaluateConfig:
     """Decoding of the test split and the metrics computed on it."""
 
     decodings: list[str] = opt(["greedy", "sampled"], "Decoding modes: greedy, and sampled with temperature/top_p.", choices=["greedy", "sampled"])
-    temperature: float = opt(0.9, "Temperature of sampled decoding.", gt=0, paper="seed 000: eval T=0.9")
-    top_p: float = opt(0.9, "Top-p of sampled decoding.", gt=0, le=1, paper="seed 000: top-p 0.9")
+    temperature: float = opt(0.9, "Temperature of sampled decoding.", gt=0, paper=f"{GRPO_SALLM}: eval T=0.9")
+    top_p: float = opt(0.9, "Top-p of sampled decoding.", gt=0, le=1, paper=f"{GRPO_SALLM}: top-p 0.9")
     max_new_tokens: int = opt(48, "Output length limit (tokens).", ge=1)
     batch_size: int = opt(32, "Test examples decoded per batch.", ge=1)
     metrics: list[str] = opt(["bleu", "chrf", "rouge_l", "meteor", "bertscore", "exact_match"], "Metrics computed on every decoding (corpus level where defined).", choices="registry:metric")
@@ -271,6 +266,7 @@ class Config:
     sft: SFTConfig = section(SFTConfig, "Supervised fine-tuning.")
     rl: RLConfig = section(RLConfig, "RL post-training.")
     suite: SuiteConfig = section(SuiteConfig, "Experiment grid (seeds, control, reward ablation).")
+    train: TrainConfig = section(TrainConfig, "Execution backend of the training jobs.")
     resources: ResourcesConfig = section(ResourcesConfig, "Cluster resources per job kind.")
     evaluate: EvaluateConfig = section(EvaluateConfig, "Evaluation.")
     report: ReportConfig = section(ReportConfig, "Report.")
@@ -302,6 +298,8 @@ class Config:
             raise ConfigError(f"rl.grad_accum={self.rl.grad_accum} must divide the groups per minibatch ({groups} // {self.rl.minibatches})")
         if self.data.source == "synthetic" and self.model.pretrained:
             raise ConfigError("model.pretrained is set but data.source is 'synthetic': the synthetic tasks use a locally trained tokenizer; leave model.pretrained empty")
+        if self.train.precision != "fp32" and self.train.backend != "deepspeed":
+            raise ConfigError(f"train.precision={self.train.precision!r} needs train.backend='deepspeed' (the local backend runs in fp32); set train.backend: deepspeed or train.precision: fp32")
 
     # ---------------------------------------------------------------------------- conveniences
     def to_dict(self) -> dict[str, Any]:
@@ -315,203 +313,3 @@ class Config:
     @property
     def results(self) -> Path:
         return Path(self.results_dir)
-
-
-# ------------------------------------------------------------------------------------- parsing
-def _origin(tp: Any) -> Any:
-    return typing.get_origin(tp)
-
-
-def _is_optional(tp: Any) -> tuple[bool, Any]:
-    if _origin(tp) in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1 and len(typing.get_args(tp)) == 2:
-            return True, args[0]
-    return False, tp
-
-
-def _choices(meta: dict[str, Any]) -> list[Any] | None:
-    c = meta.get("choices")
-    if isinstance(c, str) and c.startswith("registry:"):
-        return _registry_choices(c.split(":", 1)[1])
-    return c
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp))
-
-
-def _coerce(value: Any, tp: Any, key: str, meta: dict[str, Any]) -> Any:
-    optional, tp = _is_optional(tp)
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"{key}: a value is required ({_type_name(tp)}), got null")
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping (section), got {type(value).__name__}")
-        return from_dict(tp, value, prefix=key)
-    origin = _origin(tp)
-    if origin is list:
-        (item_tp,) = typing.get_args(tp)
-        if not isinstance(value, list):
-            raise ConfigError(f"{key}: expected a list of {_type_name(item_tp)}, got {type(value).__name__} {value!r}")
-        return [_scalar(v, item_tp, f"{key}[{i}]", meta) for i, v in enumerate(value)]
-    if origin is dict:
-        _, val_tp = typing.get_args(tp)
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping of name -> {_type_name(val_tp)}, got {type(value).__name__}")
-        out = {}
-        for k, v in value.items():
-            _check_choice(k, f"{key}.{k}", meta)
-            out[str(k)] = _scalar(v, val_tp, f"{key}.{k}", {**meta, "choices": None})
-        return out
-    return _scalar(value, tp, key, meta)
-
-
-def _check_choice(value: Any, key: str, meta: dict[str, Any]) -> None:
-    choices = _choices(meta)
-    if choices is not None and value not in choices:
-        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
-        raise ConfigError(f"{key}: unknown value {value!r}; valid choices: {', '.join(map(str, choices))}{hint}")
-
-
-def _scalar(value: Any, tp: Any, key: str, meta: dict[str, Any]) -> Any:
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    ok = isinstance(value, tp) and not (tp in (int, float) and isinstance(value, bool))
-    if not ok:
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
-    _check_choice(value, key, meta)
-    for bound, test, word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"), ("le", lambda v, b: v <= b, "<=")):
-        b = meta.get(bound)
-        if b is not None and not test(value, b):
-            raise ConfigError(f"{key}: {value!r} must be {word} {b}")
-    return value
-
-
-def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from a (partial) mapping; missing keys take their defaults."""
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"unknown config key '{path}'{hint}; valid keys here: {', '.join(fields)}")
-        kwargs[key] = _coerce(value, hints[key], path, dict(fields[key].metadata))
-    return cls(**kwargs)
-
-
-def parse_config(data: dict[str, Any] | None) -> Config:
-    cfg = from_dict(Config, data or {})
-    cfg.check()
-    return cfg
-
-
-def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> Config:
-    """Load and merge YAML files (later ones win, deep merge) plus ``overrides``; validate."""
-    merged: dict[str, Any] = {}
-    for p in paths:
-        path = Path(p)
-        if not path.exists():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
-        merged = deep_merge(merged, data)
-    merged = deep_merge(merged, overrides or {})
-    try:
-        return parse_config(merged)
-    except ConfigError as e:
-        where = ", ".join(str(p) for p in paths) or "overrides"
-        raise ConfigError(f"{where}: {e}") from None
-
-
-def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "rewards" else v
-    return out
-
-
-# -------------------------------------------------------------------------------------- schema
-def json_schema(cls: type = Config) -> dict[str, Any]:
-    """JSON schema (draft 2020-12) of a config dataclass: description + default on every key."""
-    hints = typing.get_type_hints(cls)
-    props: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        props[f.name] = _field_schema(hints[f.name], f)
-    return {
-        "type": "object",
-        "description": (cls.__doc__ or "").strip(),
-        "additionalProperties": False,
-        "properties": props,
-    }
-
-
-def _field_schema(tp: Any, f: dataclasses.Field) -> dict[str, Any]:
-    meta = dict(f.metadata)
-    optional, tp = _is_optional(tp)
-    if dataclasses.is_dataclass(tp):
-        s = json_schema(tp)
-        s["description"] = (tp.__doc__ or meta.get("doc", "")).strip()
-        s["default"] = {}
-        return s
-    s = _type_schema(tp, meta)
-    if optional:
-        s["type"] = [s["type"], "null"]
-        if "enum" in s:
-            s["enum"] = s["enum"] + [None]
-    doc = meta.get("doc", "")
-    if meta.get("paper"):
-        doc += f" Paper: {meta['paper']}."
-    s["description"] = doc
-    default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-    s["default"] = default
-    return s
-
-
-_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
-
-
-def _type_schema(tp: Any, meta: dict[str, Any]) -> dict[str, Any]:
-    origin = _origin(tp)
-    choices = _choices(meta)
-    if origin is list:
-        (item,) = typing.get_args(tp)
-        items = {"type": _JSON_TYPES[item]}
-        if choices is not None:
-            items["enum"] = choices
-        return {"type": "array", "items": items}
-    if origin is dict:
-        _, val = typing.get_args(tp)
-        s: dict[str, Any] = {"type": "object", "additionalProperties": {"type": _JSON_TYPES[val]}}
-        if choices is not None:
-            s["propertyNames"] = {"enum": choices}
-        return s
-    s = {"type": _JSON_TYPES[tp]}
-    if choices is not None:
-        s["enum"] = list(choices)
-    for bound, key in (("ge", "minimum"), ("gt", "exclusiveMinimum"), ("le", "maximum")):
-        if meta.get(bound) is not None:
-            s[key] = meta[bound]
-    return s
-
-
-def schema_yaml() -> str:
-    header = "# Generated from src/speechrl/config.py by `speechrl schema`; do not edit by hand.\n"
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **json_schema(Config)}
-    return header + yaml.safe_dump(schema, sort_keys=False, width=120)
-
-
-def dump_config(cfg: Config) -> str:
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
-
-

@@ -1,0 +1,162 @@
+"""Parsing and validation of a config: YAML files -> merged mapping -> typed :class:`Config`.
+
+Unknown keys, wrong types, out-of-range values and unknown registry names stop with a
+:class:`ConfigError` naming the key path and the valid choices; then :meth:`Config.check` runs the
+cross-field checks. Also: deep merge of several files, YAML dump, hash (:meth:`Config.hash`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from speechrl.config.errors import ConfigError
+from speechrl.config.fields import Config
+
+__all__ = ["ConfigError", "deep_merge", "dump_config", "from_dict", "load_config", "parse_config"]
+
+
+def _registry_choices(kind: str) -> list[str]:
+    """Valid names of a registry, imported lazily (the registries import torch)."""
+    if kind == "preset":
+        from speechrl.algos import PRESETS
+
+        return PRESETS.names()
+    if kind in ("reward", "metric"):  # one scorer library serves rewards and metrics
+        from speechrl.rewards import REWARDS
+
+        return REWARDS.names()
+    raise KeyError(kind)
+
+
+def _origin(tp: Any) -> Any:
+    return typing.get_origin(tp)
+
+
+def _is_optional(tp: Any) -> tuple[bool, Any]:
+    if _origin(tp) in (Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return True, args[0]
+    return False, tp
+
+
+def _choices(meta: dict[str, Any]) -> list[Any] | None:
+    c = meta.get("choices")
+    if isinstance(c, str) and c.startswith("registry:"):
+        return _registry_choices(c.split(":", 1)[1])
+    return c
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, meta: dict[str, Any]) -> Any:
+    optional, tp = _is_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key}: a value is required ({_type_name(tp)}), got null")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping (section), got {type(value).__name__}")
+        return from_dict(tp, value, prefix=key)
+    origin = _origin(tp)
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list of {_type_name(item_tp)}, got {type(value).__name__} {value!r}")
+        return [_scalar(v, item_tp, f"{key}[{i}]", meta) for i, v in enumerate(value)]
+    if origin is dict:
+        _, val_tp = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping of name -> {_type_name(val_tp)}, got {type(value).__name__}")
+        out = {}
+        for k, v in value.items():
+            _check_choice(k, f"{key}.{k}", meta)
+            out[str(k)] = _scalar(v, val_tp, f"{key}.{k}", {**meta, "choices": None})
+        return out
+    return _scalar(value, tp, key, meta)
+
+
+def _check_choice(value: Any, key: str, meta: dict[str, Any]) -> None:
+    choices = _choices(meta)
+    if choices is not None and value not in choices:
+        close = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise ConfigError(f"{key}: unknown value {value!r}; valid choices: {', '.join(map(str, choices))}{hint}")
+
+
+def _scalar(value: Any, tp: Any, key: str, meta: dict[str, Any]) -> Any:
+    if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    ok = isinstance(value, tp) and not (tp in (int, float) and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    _check_choice(value, key, meta)
+    for bound, test, word in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"), ("le", lambda v, b: v <= b, "<=")):
+        b = meta.get(bound)
+        if b is not None and not test(value, b):
+            raise ConfigError(f"{key}: {value!r} must be {word} {b}")
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a (partial) mapping; missing keys take their defaults."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"unknown config key '{path}'{hint}; valid keys here: {', '.join(fields)}")
+        kwargs[key] = _coerce(value, hints[key], path, dict(fields[key].metadata))
+    return cls(**kwargs)
+
+
+def parse_config(data: dict[str, Any] | None) -> Config:
+    cfg = from_dict(Config, data or {})
+    cfg.check()
+    return cfg
+
+
+def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Load and merge YAML files (later ones win, deep merge) plus ``overrides``; validate."""
+    merged: dict[str, Any] = {}
+    for p in paths:
+        path = Path(p)
+        if not path.exists():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping, got {type(data).__name__}")
+        merged = deep_merge(merged, data)
+    merged = deep_merge(merged, overrides or {})
+    try:
+        return parse_config(merged)
+    except ConfigError as e:
+        where = ", ".join(str(p) for p in paths) or "overrides"
+        raise ConfigError(f"{where}: {e}") from None
+
+
+def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "rewards" else v
+    return out
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
