@@ -73,6 +73,21 @@ def test_modality_with_std():
     assert torch.allclose(adv, torch.tensor([-1 / (s0 + 1e-6), 1 / (s0 + 1e-6), -5 / (s1 + 1e-6), 5 / (s1 + 1e-6)]))
 
 
+def test_modality_constant_rewards_give_exactly_zero_not_float32_noise():
+    """Six speech completions of 0.3 with scale=True: the float32 version gave each ~0.029 (std ~3e-8 + 1e-6)."""
+    r = torch.tensor([0.3] * 6 + [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
+    mod = torch.tensor([0] * 6 + [1] * 6)
+    adv, m = ADVANTAGES.get("modality")(r, 12, modality=mod, scale=True)
+    assert torch.equal(adv[:6], torch.zeros(6)) and adv.dtype == torch.float32
+    s1 = math.sqrt(0.035)                      # unbiased std of 0.1..0.6 (sum of squares 0.175 / 5)
+    expected = torch.tensor([-0.25, -0.15, -0.05, 0.05, 0.15, 0.25], dtype=torch.float64) / (s1 + 1e-6)
+    assert torch.allclose(adv[6:].double(), expected, atol=1e-6)
+    adv64, _ = ADVANTAGES.get("modality")(r.double(), 12, modality=mod, scale=True)
+    assert adv64.dtype == torch.float64 and torch.equal(adv64[:6], torch.zeros(6, dtype=torch.float64))
+    # without scale the constant modality is exactly 0 too (not float32 mean noise)
+    assert torch.equal(ADVANTAGES.get("modality")(r, 12, modality=mod)[0][:6], torch.zeros(6))
+
+
 def test_modality_errors():
     with pytest.raises(ValueError, match="needs modality"):
         ADVANTAGES.get("modality")(torch.ones(4), 2)

@@ -199,3 +199,27 @@ def test_leaf_errors():
         ADVANTAGES.get("leaf")(r, 2, ids=ids, mask=mask, surprisal=s, zscore="prompt")
     with pytest.raises(ValueError, match="unknown LEAF advantage terms"):
         ADVANTAGES.get("leaf")(r, 2, ids=ids, mask=mask, surprisal=s, terms="all")
+
+
+# ------------------------------------------------------------------ numerics
+
+def test_leaf_constant_rewards_give_exactly_zero_not_float32_noise():
+    """Eight completions of reward 0.3: every span advantage is 0 in exact arithmetic. The float32 version
+    gave |A| ~ 0.02 (z-score of ~3e-8 noise with std floored at 1e-6); now exactly 0 under every z-score."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 3, (16, 6), generator=g)
+    mask, surprisal = torch.ones(16, 6, dtype=torch.long), torch.rand(16, 6, generator=g)
+    r = torch.full((16,), 0.3)
+    naive = r[:8] - r[:8].mean()                # float32: the group mean is off by ~3e-8
+    assert naive.abs().max() > 0                # the noise this guards against
+    for zscore in ("group", "batch", "none"):
+        adv, m = ADVANTAGES.get("leaf")(r, 8, ids=ids, mask=mask, surprisal=surprisal, zscore=zscore)
+        assert torch.equal(adv, torch.zeros(16, 6)) and adv.dtype == torch.float32 and m["adv/abs_mean"] == 0.0, zscore
+        adv64, _ = ADVANTAGES.get("leaf")(r.double(), 8, ids=ids, mask=mask, surprisal=surprisal, zscore=zscore)
+        assert adv64.dtype == torch.float64 and torch.equal(adv64, torch.zeros(16, 6, dtype=torch.float64))
+    # a constant group next to a varied one: per-group z-score keeps the constant group at exactly 0,
+    # the other group matches the loop reference
+    r2 = torch.cat([torch.full((8,), 0.3), torch.tensor([1.0, 0.0, 0.5, 0.25, 0.0, 1.0, 0.75, 0.5])])
+    adv, _ = ADVANTAGES.get("leaf")(r2, 8, ids=ids, mask=mask, surprisal=surprisal, zscore="group")
+    assert torch.equal(adv[:8], torch.zeros(8, 6))
+    assert torch.allclose(adv.double(), ref_leaf(ids, mask, surprisal, r2, 8, 2, zscore="group"), atol=1e-6)

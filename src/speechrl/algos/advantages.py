@@ -75,10 +75,15 @@ def modality_split(rewards: torch.Tensor, group_size: int, *, modality: torch.Te
     small non-negative ids work). ``scale=True`` also divides by that modality's std (+ eps;
     TARS itself uses the mean only). A NaN reward (failed scorer) gets advantage 0 and is left out of
     mu_m / std; +-inf is an error. A modality with one (finite) member in a group gets 0.
+
+    As ``grpo``: statistics in float64, and the members of a modality whose finite rewards are all
+    equal inside the group get exactly 0 (in float32, with ``scale=True``, six rewards of 0.3 got
+    ~0.03 from rounding noise divided by std + eps). The result has the rewards' dtype.
     """
     if modality is None:
         raise ValueError("the modality estimator needs modality (N,) int (0 speech, 1 text); got None")
-    r = group_view(rewards.float(), group_size)
+    out_dtype = rewards.dtype if rewards.is_floating_point() else torch.float32
+    r = group_view(rewards.double(), group_size)
     if modality.shape != rewards.shape:
         raise ValueError(f"shape mismatch: modality {tuple(modality.shape)} vs rewards {tuple(rewards.shape)}")
     if modality.dtype.is_floating_point or (modality.numel() and int(modality.min()) < 0):
@@ -90,7 +95,8 @@ def modality_split(rewards: torch.Tensor, group_size: int, *, modality: torch.Te
     r0 = torch.where(ok, r, torch.zeros_like(r))
     mod = modality.long().view_as(r)
     n_mod = int(mod.max()) + 1 if mod.numel() else 1
-    onehot = torch.nn.functional.one_hot(mod, n_mod).float() * ok.unsqueeze(-1).float()   # (B, G, M)
+    member = torch.nn.functional.one_hot(mod, n_mod).bool() & ok.unsqueeze(-1)             # (B, G, M)
+    onehot = member.double()
     counts = onehot.sum(1)                                                                  # (B, M)
     mean = (r0.unsqueeze(-1) * onehot).sum(1) / counts.clamp(min=1.0)
     mu = mean.gather(1, mod)                                                                # (B, G)
@@ -98,7 +104,10 @@ def modality_split(rewards: torch.Tensor, group_size: int, *, modality: torch.Te
     if scale:
         var = ((adv.pow(2)).unsqueeze(-1) * onehot).sum(1) / (counts - float(unbiased)).clamp(min=1.0)
         adv = adv / (var.sqrt().gather(1, mod) + eps)
-    adv = torch.where(ok, adv, torch.zeros_like(adv))
+    hi = r0.unsqueeze(-1).masked_fill(~member, float("-inf")).amax(1)                       # (B, M)
+    lo = r0.unsqueeze(-1).masked_fill(~member, float("inf")).amin(1)
+    constant = (hi <= lo).gather(1, mod)                                                    # (B, G)
+    adv = torch.where(ok & ~constant, adv, torch.zeros_like(adv)).to(out_dtype)
     metrics = {"adv/abs_mean": adv.abs().mean().item(), "reward/failed": float((~ok).sum())}
     for m in range(n_mod):
         sel = ok & (mod == m)

@@ -27,6 +27,14 @@ tokens or groups. Per group of K completions (rows of one prompt, contiguous):
 5. **z-score** of span advantages (each span counts once, whatever its length): unbiased variance
    (divisor max(n - 1, 1)), std floored at eps = 1e-6 (max, not +).
 
+Numerics (a departure from the reference, as ``grpo`` in ``advantages.py``): the tree values, the span
+advantages and the z-score statistics are float64, a group whose rewards are all equal gets span
+advantages of exactly 0, and a z-score scope (group or batch) whose span advantages are all equal gives
+exactly 0. In float32 eight rewards of 0.3 give V(v) - V(root) ~ 3e-8, which the z-score (std floored
+at 1e-6) blew up to |A| ~ 0.02-0.04 on every token. The result is cast back to the rewards' dtype
+(float32 for integer rewards). Under ``zscore="batch"`` a constant group inside a NON-constant batch
+still receives -mean/std of the batch's spans (its raw spans are 0, the batch mean need not be).
+
 Choices and differences (documented, intentional):
 
 * z-score scope: ALGORITHMS.md says "over the batch" -> ``zscore="batch"`` (default). The reference
@@ -62,10 +70,10 @@ class LeafTree:
     forks: torch.Tensor        # (Bg, B) long: boundary positions ascending, -1 = unused slot
     delta: torch.Tensor        # (Bg,) long: minimum separation Delta
     in_node: torch.Tensor      # (N, B) bool: row i is in a node (> 1 member) at boundary b
-    node_value: torch.Tensor   # (N, B): V of row i's group at boundary b
+    node_value: torch.Tensor   # (N, B) float64: V of row i's group at boundary b
     node_size: torch.Tensor    # (N, B) long: members of row i's group at boundary b
-    root: torch.Tensor         # (N,): V(root) of row i's group
-    span_adv: torch.Tensor     # (N, S): raw advantage of the span ending at boundary b; slot B = tail
+    root: torch.Tensor         # (N,) float64: V(root) of row i's group
+    span_adv: torch.Tensor     # (N, S) float64: raw advantage of the span ending at boundary b; slot B = tail
     span_exists: torch.Tensor  # (N, S) bool: the reference creates this span
     token_span: torch.Tensor   # (N, T) long: span slot of each token, -1 on masked positions
 
@@ -79,7 +87,7 @@ def _check(rewards: torch.Tensor, group_size: int, ids: torch.Tensor | None, mas
     if ids.shape[0] != rewards.shape[0]:
         raise ValueError(f"shape mismatch: rewards {tuple(rewards.shape)} vs ids {tuple(ids.shape)}")
     finite(rewards, "rewards")
-    r = group_view(rewards.float(), group_size)
+    r = group_view(rewards.double(), group_size)
     m = mask.bool()
     if (m[:, 1:] & ~m[:, :-1]).any():
         raise ValueError("LEAF needs a prefix mask (ones then zeros in every row of mask)")
@@ -152,16 +160,18 @@ def leaf_tree(rewards: torch.Tensor, group_size: int, ids: torch.Tensor, mask: t
     # 4. spans along each row's path (ascending boundaries)
     root = r.mean(1, keepdim=True).expand(Bg, K)
     prev_v, last = root.clone(), torch.zeros_like(l_g)
-    span = torch.zeros(Bg, K, B + 1, device=dev)
+    span = torch.zeros(Bg, K, B + 1, dtype=r.dtype, device=dev)
     for b in range(B):
         on, v = in_node[..., b], value[..., b]
-        pr = _combine(v - root, v - prev_v, terms) / size[..., b].clamp(min=1).float().sqrt()
+        pr = _combine(v - root, v - prev_v, terms) / size[..., b].clamp(min=1).to(r.dtype).sqrt()
         span[..., b] = torch.where(on, pr, torch.zeros_like(pr))
         prev_v = torch.where(on, v, prev_v)
         last = torch.where(on, forks[:, b].unsqueeze(1).expand(Bg, K), last)
     tail = _combine(r - root, r - prev_v, terms)
     no_cand = ~cand.view(Bg, K * T).any(1, keepdim=True)
     span[..., B] = torch.where(no_cand, r - root, tail)
+    constant = r.max(1, keepdim=True).values == r.min(1, keepdim=True).values        # (Bg, 1)
+    span = span.masked_fill(constant.unsqueeze(-1), 0.0)   # every V equals R: exactly 0, not rounding noise
     nonempty = l_g > 0
     span_exists = torch.cat([in_node & nonempty.unsqueeze(-1), (last < l_g).unsqueeze(-1)], -1)
 
@@ -177,12 +187,19 @@ def leaf_tree(rewards: torch.Tensor, group_size: int, ids: torch.Tensor, mask: t
 
 
 def _zscore(x: torch.Tensor, keep: torch.Tensor, eps: float) -> torch.Tensor:
-    """z-score over the entries of ``x`` where ``keep``, along the last dim (each row separately)."""
-    k = keep.float()
+    """z-score over the entries of ``x`` where ``keep``, along the last dim (each row separately), in float64.
+    A row whose kept entries are all equal gets exactly 0 (not its rounding noise divided by ``eps``)."""
+    x = x.double()
+    if x.shape[-1] == 0:
+        return x
+    k = keep.to(x.dtype)
     cnt = k.sum(-1, keepdim=True)
     mean = (x * k).sum(-1, keepdim=True) / cnt.clamp(min=1.0)
     var = ((x - mean).pow(2) * k).sum(-1, keepdim=True) / (cnt - 1.0).clamp(min=1.0)
-    return (x - mean) / var.sqrt().clamp(min=eps)
+    z = (x - mean) / var.sqrt().clamp(min=eps)
+    hi = x.masked_fill(~keep, float("-inf")).amax(-1, keepdim=True)
+    lo = x.masked_fill(~keep, float("inf")).amin(-1, keepdim=True)
+    return torch.where(hi <= lo, torch.zeros_like(z), z)     # hi <= lo: constant (or empty) row
 
 
 @ADVANTAGES.register("leaf")
@@ -202,7 +219,8 @@ def leaf(rewards: torch.Tensor, group_size: int, *, mask: torch.Tensor | None = 
         span = tree.span_adv
     else:
         raise ValueError(f"unknown LEAF zscore '{zscore}'; valid: batch, group, none")
-    adv = span.gather(1, tree.token_span.clamp(min=0)).masked_fill_(tree.token_span < 0, 0.0)
+    out_dtype = rewards.dtype if rewards.is_floating_point() else torch.float32
+    adv = span.gather(1, tree.token_span.clamp(min=0)).masked_fill_(tree.token_span < 0, 0.0).to(out_dtype)
     Bg = n // group_size
     metrics = {"adv/abs_mean": float(adv.abs().sum() / mask.sum().clamp(min=1)),
                "leaf/forks_per_group": float((tree.forks >= 0).sum()) / max(Bg, 1),
