@@ -189,3 +189,26 @@ def test_loss_and_aggregation_errors():
         AGGREGATIONS.get("seq-mean-segment-mean")(torch.zeros(2, 3), torch.ones(2, 3))
     with pytest.raises(ValueError, match="norm_constant must be > 0"):
         AGGREGATIONS.get("seq-mean-token-sum-norm")(torch.zeros(2, 3), torch.ones(2, 3), norm_constant=0)
+
+
+def test_clip_bounds_are_built_in_the_ratio_dtype():
+    """float64 ratios are compared with float64 bounds: 1 + 0.28 as float32 is 1.27999997, which clipped (zero
+    gradient) a float64 ratio of 1.27999999; the GMPO log-space bound 0.4 as float32 is 0.40000001, which let
+    a log-ratio of 0.400000003 through; SAPO's tau_neg 1.05 as float32 is 1.04999995."""
+    f64, mask = torch.float64, torch.ones(1, 1)
+    lr = torch.tensor([[math.log(1.27999999)]], dtype=f64, requires_grad=True)
+    loss, m = POLICY_LOSSES.get("ppo_clip")(lr, torch.tensor([1.0], dtype=f64), mask, eps_high=0.28)
+    loss.sum().backward()
+    assert m["actor/clipfrac"] == 0.0 and math.isclose(lr.grad.item(), -1.27999999, rel_tol=1e-12)   # dL/dl = -A r
+    lr = torch.tensor([[math.log(0.80000001)]], dtype=f64, requires_grad=True)   # 1 - 0.2 as float32 is 0.80000001
+    loss, m = POLICY_LOSSES.get("ppo_clip")(lr, torch.tensor([-1.0], dtype=f64), mask)
+    loss.sum().backward()
+    assert m["actor/clipfrac"] == 0.0 and math.isclose(lr.grad.item(), 0.80000001, rel_tol=1e-12)
+    lr = torch.tensor([[0.400000003, 0.0]], dtype=f64, requires_grad=True)
+    loss, _ = POLICY_LOSSES.get("gmpo")(lr, torch.tensor([1.0], dtype=f64), torch.ones(1, 2))
+    loss.sum().backward()
+    assert lr.grad[0, 0].item() == 0.0                                 # clipped at 0.4: no gradient
+    assert math.isclose(loss[0, 0].item(), -math.exp(0.2), rel_tol=1e-14)   # s = exp((0.4 + 0) / 2)
+    loss, _ = POLICY_LOSSES.get("sapo")(torch.zeros(1, 1, dtype=f64), torch.tensor([-1.0], dtype=f64), mask)
+    assert math.isclose(loss.item(), 2 / 1.05, rel_tol=1e-14)          # r = 1: -A * sigmoid(0) * 4 / tau
+    assert loss.dtype == f64

@@ -35,6 +35,13 @@ def _prepare(log_ratio: torch.Tensor, advantages: torch.Tensor, mask: torch.Tens
     return adv_matrix(advantages, log_ratio).to(log_ratio.dtype)
 
 
+def _where(cond: torch.Tensor, a: float, b: float, like: torch.Tensor) -> torch.Tensor:
+    """``torch.where(cond, a, b)`` for Python scalars ``a``, ``b``, built in ``like``'s dtype and device.
+    ``torch.where(cond, 1.0 + eps, inf)`` alone is float32 (torch's default dtype): 1 + 0.28 becomes
+    1.27999997, so a float64 ratio of 1.27999999 would be clipped."""
+    return torch.where(cond, like.new_tensor(a), like.new_tensor(b))
+
+
 def _ratio(log_ratio: torch.Tensor, max_log_ratio: float) -> torch.Tensor:
     return torch.exp(log_ratio.clamp(-max_log_ratio, max_log_ratio))
 
@@ -78,15 +85,15 @@ def ppo_clip(log_ratio: torch.Tensor, advantages: torch.Tensor, mask: torch.Tens
     keep = keep_of(mask)
     inf = float("inf")
     pos = adv > 0
-    hi = torch.where(pos, 1.0 + eps_high, inf)
+    ratio = _ratio(log_ratio, max_log_ratio)
+    hi = _where(pos, 1.0 + eps_high, inf, ratio)           # bounds in the ratio's dtype (see _where)
     if clip_ratio_c is not None:
         hi = torch.where(adv < 0, float(clip_ratio_c), hi)
-    lo = torch.where(pos, -inf, 1.0 - eps_low)
+    lo = _where(pos, -inf, 1.0 - eps_low, ratio)
     if off_policy is not None:
         off = off_policy.bool().unsqueeze(-1)
         lo, hi = lo.masked_fill(off, -inf), hi.masked_fill(off, inf)
-    ratio = _ratio(log_ratio, max_log_ratio)
-    r_eff = ratio.clamp(lo.to(ratio.dtype), hi.to(ratio.dtype))
+    r_eff = ratio.clamp(lo, hi)
     loss = torch.where(keep, -adv * r_eff, 0.0)
     with torch.no_grad():
         on = _on(keep, off_policy)
@@ -132,9 +139,9 @@ def gmpo(log_ratio: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, 
     a = adv.squeeze(-1) if adv.shape[-1] == 1 and advantages.dim() == 1 else row_mean(adv, mask, keep)
     sgn = torch.sign(a).unsqueeze(-1)
     if one_sided:  # A > 0: cap at eps_high only; A < 0: floor at -eps_low only; A = 0: l' = 0
-        lo = torch.where(sgn > 0, -float("inf"), -eps_low)
-        hi = torch.where(sgn < 0, float("inf"), eps_high)
-        lp = log_ratio.clamp(lo.to(log_ratio.dtype), hi.to(log_ratio.dtype)) * sgn.abs()
+        lo = _where(sgn > 0, -float("inf"), -eps_low, log_ratio)
+        hi = _where(sgn < 0, float("inf"), eps_high, log_ratio)
+        lp = log_ratio.clamp(lo, hi) * sgn.abs()
     else:
         lp = sgn * (sgn * log_ratio).clamp(-eps_low, eps_high)
     if off_policy is not None:
@@ -174,7 +181,7 @@ def sapo(log_ratio: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, 
     adv = _prepare(log_ratio, advantages, mask, off_policy)
     keep = keep_of(mask)
     ratio = _ratio(log_ratio, max_log_ratio)
-    tau = torch.where(adv > 0, tau_pos, tau_neg).to(ratio.dtype)
+    tau = _where(adv > 0, tau_pos, tau_neg, ratio)
     gate = torch.sigmoid(tau * (ratio - 1.0)) * (4.0 / tau)
     if off_policy is not None:
         gate = torch.where(off_policy.bool().unsqueeze(-1), ratio, gate)
