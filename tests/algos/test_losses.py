@@ -212,3 +212,23 @@ def test_clip_bounds_are_built_in_the_ratio_dtype():
     loss, _ = POLICY_LOSSES.get("sapo")(torch.zeros(1, 1, dtype=f64), torch.tensor([-1.0], dtype=f64), mask)
     assert math.isclose(loss.item(), 2 / 1.05, rel_tol=1e-14)          # r = 1: -A * sigmoid(0) * 4 / tau
     assert loss.dtype == f64
+
+
+def test_gmpo_rejects_token_level_advantages():
+    """LEAF span advantages change sign inside a row (row 1: +0.354 on the shared prefix, -0.75 on its tail). GMPO
+    clipped every token by the sign of the row's MEAN advantage; now the combination is refused with a pointer to
+    ppo_clip, which clips each token by its own advantage's sign."""
+    ids = torch.tensor([[5, 6, 7, 8], [5, 6, 9, 9], [5, 2, 3, 4], [5, 2, 3, 1]])
+    mask = torch.ones(4, 4, dtype=torch.long)
+    surprisal = torch.zeros(4, 4)
+    surprisal[1, 2] = 3.0
+    adv, _ = ADVANTAGES.get("leaf")(torch.tensor([1.0, 0.0, 0.0, 0.0]), 4, ids=ids, mask=mask, surprisal=surprisal,
+                                    B=1, zscore="none")
+    a = 0.5 / math.sqrt(2)
+    assert torch.allclose(adv[1], torch.tensor([a, a, -0.75, -0.75]))
+    lr = torch.full((4, 4), math.log(0.5))
+    with pytest.raises(ValueError, match=r"'gmpo' needs sequence-level advantages \(N,\), got shape \(4, 4\).*'leaf'.*'ppo_clip'"):
+        POLICY_LOSSES.get("gmpo")(lr, adv, mask)
+    loss, _ = POLICY_LOSSES.get("ppo_clip")(lr, adv, mask)
+    # r = 0.5: A > 0 tokens are not clipped (-A r); A < 0 tokens are clipped at 1 - 0.2 (-A 0.8)
+    assert torch.allclose(loss[1], torch.tensor([-0.5 * a, -0.5 * a, 0.6, 0.6]), atol=1e-6)

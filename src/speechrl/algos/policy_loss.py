@@ -125,8 +125,14 @@ def gmpo(log_ratio: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, 
     l' = sgn(A) min(sgn(A) l, sgn(A) clip(l, -eps_low, eps_high)), a pessimistic bound that clips only
     in the direction that raises the objective (A > 0: l capped at eps_high; A < 0: floored at
     -eps_low). ``one_sided=False`` is ALGORITHMS.md's literal sgn(A) clip(sgn(A) l, -eps_low, eps_high)
-    (two-sided). Token-level advantages (N, T) are reduced to their per-row masked mean (verl does
-    the same: "we only support sequence level advantage").
+    (two-sided).
+
+    Advantages must be sequence-level (N,): GMPO's objective -s_i A_i has one advantage and one clip
+    direction sgn(A_i) per row. Token-level advantages (N, T) (e.g. the ``leaf`` estimator's span
+    advantages) raise a ValueError instead of being reduced: the previous per-row mean clipped every
+    token by the sign of the ROW's mean advantage, not its own, and a per-token sign has no counterpart
+    in GMPO's row-level objective (verl's ``geo_mean`` likewise says "we only support sequence level
+    advantage"). Token-level advantages go with a per-token loss (``ppo_clip``, as the ``leaf`` preset).
 
     Aggregation: the matrix repeats -s_i A_i on every token, so it must be aggregated per sequence
     (``seq-mean-token-mean``) to equal the paper's mean_i(-s_i A_i). verl takes a plain mean over
@@ -135,8 +141,14 @@ def gmpo(log_ratio: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, 
     Off-policy rows: no clipping (l' = l).
     """
     adv = _prepare(log_ratio, advantages, mask, off_policy)
+    if advantages.dim() != 1:
+        raise ValueError(
+            f"policy loss 'gmpo' needs sequence-level advantages (N,), got shape {tuple(advantages.shape)}: "
+            "token-level advantages (N, T), e.g. from the 'leaf' estimator, cannot be combined with 'gmpo' "
+            "(one clip direction sgn(A_i) per row). Use policy loss 'ppo_clip' with them (the 'leaf' preset), "
+            "or a sequence-level estimator (grpo, dr_grpo, modality) with 'gmpo'")
     keep = keep_of(mask)
-    a = adv.squeeze(-1) if adv.shape[-1] == 1 and advantages.dim() == 1 else row_mean(adv, mask, keep)
+    a = adv.squeeze(-1)
     sgn = torch.sign(a).unsqueeze(-1)
     if one_sided:  # A > 0: cap at eps_high only; A < 0: floor at -eps_low only; A = 0: l' = 0
         lo = _where(sgn > 0, -float("inf"), -eps_low, log_ratio)
