@@ -1,6 +1,7 @@
 """The scorer contract shared by RL rewards and evaluation metrics.
 
-A :class:`Scorer` takes a batch and returns one score per sample::
+A :class:`~speechrl.rewards.scorer.Scorer` (defined in :mod:`speechrl.rewards.scorer`, re-exported here)
+takes a batch and returns one score per sample::
 
     scorer.sample(hyps, refs, **columns) -> list[float | None]
 
@@ -24,36 +25,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from speechrl.registry import Registry
 from speechrl.rewards.cache import cached_sample
-
-SampleFn = Callable[..., list[float | None]]
-CorpusFn = Callable[[list[str], list[list[str]]], float]
-Refs = Sequence[Sequence[str] | str]
-
-
-@dataclass(frozen=True)
-class Scorer:
-    """One metric, usable as an RL reward (``sample``) and as an evaluation metric (``corpus``)."""
-
-    name: str
-    sample: SampleFn
-    corpus: CorpusFn | None = None
-    description: str = ""
-    columns: tuple[str, ...] = ()
-    """Keyword columns the scorer needs besides ``hyps``/``refs`` (e.g. ``("audio",)``)."""
-    optional_columns: tuple[str, ...] = ()
-    """Columns the scorer uses when present (e.g. ``("choices",)``); part of the cache key like ``columns``."""
-    cacheable: bool = True
-    """False for scorers whose result is not a function of (hypothesis, references, columns)."""
-    file_columns: tuple[str, ...] = ()
-    """Columns whose path values are cached by the file's *content* (sha1 of its bytes), not its name."""
-    settings: tuple[str, ...] = ()
-    """Environment variables that choose the scorer's model or back-end; their values are part of the cache key."""
-
+from speechrl.rewards.scorer import CorpusFn, Refs, SampleFn, Scorer  # noqa: F401  (re-exported: the contract's types)
 
 REWARDS: Registry[Scorer] = Registry("reward")
 

@@ -35,10 +35,9 @@ import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from speechrl.rewards.base import Scorer
+from speechrl.rewards.scorer import Scorer
 
 log = logging.getLogger("speechrl")
 
