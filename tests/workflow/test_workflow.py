@@ -117,7 +117,8 @@ def test_lint_and_dry_run_are_clean(tmp_path: Path):
 def test_real_experiment_dag_has_gpu_resources(tmp_path: Path, experiment: str):
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     cmd = [str(BIN / "snakemake"), "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
-           "--configfile", str(ROOT / "config" / "experiments" / f"{experiment}.yaml")]
+           "--configfile", str(ROOT / "config" / "experiments" / f"{experiment}.yaml"),
+           "--config", f"site={ROOT / 'config' / 'site.h100.yaml'}"]  # resources come from the site file
     dry = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert dry.returncode == 0, dry.stderr[-3000:]
     jobs = dry.stdout.split("rule ")[1:]

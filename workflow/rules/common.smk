@@ -1,13 +1,17 @@
 # Shared names, the experiment grid and input functions (no rules here).
 # Systems (speechrl.systems): base, sft, sft_more (control), <preset>, <preset>-<reward> (reward ablation).
 
+from pathlib import Path
+
+import yaml
+from snakemake.exceptions import WorkflowError
+
 R = config["results_dir"]
 TASKS = config["data"]["tasks"]
 SUITE = config["suite"]
 SEEDS = SUITE["seeds"]
 ALGOS = config["rl"]["algorithms"]
 CONTROL = ["sft_more"] if SUITE["control"] else []
-RES = config["resources"]
 CFG = f"{R}/config.yaml"
 ENV = "../../envs/speechrl.yaml"  # conda env for --use-conda (relative to this folder)
 TRACK = f"{R}/tracking/pipeline.json"
@@ -48,3 +52,95 @@ def all_metrics():
 
 def all_rl_runs():
     return [f"{R}/rl/{t}/{s}/s{sd}" for t in TASKS for s in ALGOS + ablation(t) for sd in SEEDS]
+
+
+# ---- Site: resources and launcher of each job kind ---------------------------------------------
+# From the site file (config/site.yaml, or --config site=PATH; schema workflow/schemas/site.schema.yaml;
+# README "Running on a cluster"). Each rule names its job kind, e.g.
+#     threads: job_threads("rl")
+#     resources: **job_resources("rl")
+#     params: launch=launcher("rl")      shell: "{params.launch}speechrl rl ..."
+JOB_KINDS = ("pipeline", "data", "init_model", "sft", "rl", "sft_more", "evaluate", "report")
+# Threads of one rank when the site does not set cpus_per_task (experiment settings).
+RANK_THREADS = {"data": config["data"]["synthetic"]["workers"], "sft": config["threads"], "rl": config["threads"],
+                "sft_more": config["threads"], "evaluate": config["threads"]}
+
+
+def load_site(path):
+    """The site file, validated; a relative path is looked up in the working directory, then the repository."""
+    p = Path(path)
+    if not p.is_absolute() and not p.exists():
+        p = Path(workflow.basedir) / p
+    if not p.is_file():
+        raise WorkflowError(f"site file {path} not found (give one with --config site=PATH; default config/site.yaml)")
+    site = yaml.safe_load(p.read_text()) or {}
+    validate(site, "../schemas/site.schema.yaml")
+    return site
+
+
+SITE = load_site(SITE_FILE)
+
+
+def site_job(kind):
+    """One job kind's resources: its own keys over the `cluster` defaults, checked against the cluster."""
+    if kind not in JOB_KINDS:
+        raise WorkflowError(f"unknown job kind {kind!r}; valid kinds: {', '.join(JOB_KINDS)}")
+    cl, job = SITE.get("cluster", {}), SITE.get("jobs", {}).get(kind) or {}
+    gpus, nodes = job.get("gpus") or 0, job.get("nodes") or 1
+    if gpus > cl.get("gpus_per_node", 0):
+        raise WorkflowError(f"site file {SITE_FILE}: jobs.{kind}.gpus={gpus} but cluster.gpus_per_node="
+                            f"{cl.get('gpus_per_node', 0)}; lower the job's gpus or raise gpus_per_node")
+    ranks = job.get("ranks") or max(gpus, 1)
+    cpus = job.get("cpus_per_task") or cl.get("cpus_per_task") or RANK_THREADS.get(kind, 1) * ranks
+    pick = lambda key, default: default if job.get(key) is None else job[key]
+    return {"nodes": nodes, "gpus": gpus, "ranks": ranks, "cpus": cpus,
+            "mem_mb": job.get("mem_mb") or cl.get("mem_mb", 4000), "runtime": job.get("runtime") or cl.get("runtime", 60),
+            "partition": pick("partition", cl.get("partition", "")), "account": pick("account", cl.get("account", "")),
+            "constraint": pick("constraint", cl.get("constraint", "")), "slurm_extra": pick("slurm_extra", cl.get("slurm_extra", "")),
+            "rdzv_port": cl.get("rdzv_port", 29500)}
+
+
+def job_threads(kind):
+    """Snakemake threads of a job kind: its CPUs (local --cores accounting; SLURM --cpus-per-task)."""
+    return site_job(kind)["cpus"]
+
+
+def job_resources(kind):
+    """The `resources:` of a job kind, in the names snakemake-executor-plugin-slurm 2.8 turns into sbatch flags.
+
+    One node: gpu=N (--gpus=N), one task running the launcher. Several nodes: nodes=M, tasks=M (one launcher
+    per node), gres=gpu:N (per node) and mpi=srun, so the plugin's job step runs the rule's shell in the batch
+    script instead of wrapping it in its own single-task srun; the shell's srun then starts one torchrun per
+    node (tasks_per_gpu=0 stops the plugin from turning `tasks` into --ntasks-per-gpu).
+    """
+    j = site_job(kind)
+    res = {"mem_mb": j["mem_mb"], "runtime": j["runtime"], "cpus_per_task": j["cpus"]}
+    for key, name in (("partition", "slurm_partition"), ("account", "slurm_account"), ("constraint", "constraint"),
+                      ("slurm_extra", "slurm_extra")):
+        if j[key]:
+            res[name] = j[key]
+    if j["nodes"] > 1:
+        res.update(nodes=j["nodes"], tasks=j["nodes"], mpi="srun")
+        if j["gpus"]:
+            res.update(gres=f"gpu:{j['gpus']}", tasks_per_gpu=0)
+    elif j["gpus"]:
+        res["gpu"] = j["gpus"]
+    return res
+
+
+def launcher(kind):
+    """The prefix before `speechrl <stage>`: nothing (1 rank), torchrun (N ranks, one node), srun + torchrun (nodes).
+
+    Across nodes the rule's shell runs on the first node of the allocation (the batch host), so
+    "$(hostname)" there is the c10d rendezvous endpoint every node's torchrun joins; the rendezvous id is the
+    SLURM job id. torchrun gives each rank RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT.
+    """
+    j = site_job(kind)
+    if j["nodes"] > 1:
+        gres = f" --gres=gpu:{j['gpus']}" if j["gpus"] else ""
+        return (f"srun --nodes={j['nodes']} --ntasks={j['nodes']} --ntasks-per-node=1 --cpus-per-task={j['cpus']}{gres} "
+                f"--kill-on-bad-exit=1 torchrun --nnodes {j['nodes']} --nproc-per-node {j['ranks']} --rdzv-backend c10d "
+                f'--rdzv-endpoint "$(hostname)":{j["rdzv_port"]} --rdzv-id "${{SLURM_JOB_ID:-speechrl}}" --no-python ')
+    if j["ranks"] > 1:
+        return f"torchrun --standalone --nnodes 1 --nproc-per-node {j['ranks']} --no-python "
+    return ""

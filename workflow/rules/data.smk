@@ -11,7 +11,11 @@ rule data:
         ENV
     log:
         "logs/data/{task}.log",
-    threads: config["data"]["synthetic"]["workers"]
+    threads: job_threads("data")
+    resources:
+        **job_resources("data"),
+    params:
+        launch=launcher("data"),
     shell:
-        "speechrl data --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
+        "{params.launch}speechrl data --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
         "--out {output} > {log} 2>&1"

@@ -14,12 +14,12 @@ rule evaluate:
         ENV
     log:
         "logs/evaluate/{task}/{system}/s{seed}.log",
-    threads: config["threads"]
+    threads: job_threads("evaluate")
     resources:
-        gpu=RES["gpus_eval"],
-        slurm_partition=RES["partition"],
+        **job_resources("evaluate"),
     params:
+        launch=launcher("evaluate"),
         out=subpath(output.metrics, parent=True),
     shell:
-        "speechrl evaluate --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
+        "{params.launch}speechrl evaluate --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
         "--system {wildcards.system} --data {input.data} --model {input.model}/model --out {params.out} > {log} 2>&1"

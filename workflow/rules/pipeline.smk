@@ -11,6 +11,9 @@ rule resolve_config:
         ENV
     log:
         "logs/resolve_config.log",
+    threads: job_threads("pipeline")
+    resources:
+        **job_resources("pipeline"),
     shell:
         "speechrl resolve-config --json {params.cfg:q} --out {output} > {log} 2>&1"
 
@@ -24,5 +27,8 @@ rule tracking_init:
         ENV
     log:
         "logs/tracking_init.log",
+    threads: job_threads("pipeline")
+    resources:
+        **job_resources("pipeline"),
     shell:
         "speechrl tracking-init --config {input} --out {output} > {log} 2>&1"

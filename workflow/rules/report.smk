@@ -15,9 +15,13 @@ rule report:
         ENV
     log:
         "logs/report.log",
+    threads: job_threads("report")
+    resources:
+        **job_resources("report"),
     params:
+        launch=launcher("report"),
         out=subpath(output.html, parent=True),
         curves=lambda wildcards, input: " ".join(f"{r}/summary.json" for r in input.runs),
     shell:
-        "speechrl report --config {input.cfg} --tracking {input.track} --out {params.out} "
+        "{params.launch}speechrl report --config {input.cfg} --tracking {input.track} --out {params.out} "
         "--curves {params.curves} --metrics {input.metrics} > {log} 2>&1"

@@ -14,14 +14,13 @@ rule rl:
         ENV
     log:
         "logs/rl/{task}/{rlsys}/s{seed}.log",
-    threads: config["threads"]
+    threads: job_threads("rl")
     resources:
-        gpu=RES["gpus_rl"],
-        mem_mb=RES["mem_mb"],
-        runtime=RES["runtime_min"],
-        slurm_partition=RES["partition"],
+        **job_resources("rl"),
+    params:
+        launch=launcher("rl"),
     shell:
-        "speechrl rl --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
+        "{params.launch}speechrl rl --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
         "--algo {wildcards.rlsys} --data {input.data} --model {input.model}/model --out {output} > {log} 2>&1"
 
 
@@ -37,12 +36,11 @@ rule sft_more:
         ENV
     log:
         "logs/sft_more/{task}/s{seed}.log",
-    threads: config["threads"]
+    threads: job_threads("sft_more")
     resources:
-        gpu=RES["gpus_sft"],
-        mem_mb=RES["mem_mb"],
-        runtime=RES["runtime_min"],
-        slurm_partition=RES["partition"],
+        **job_resources("sft_more"),
+    params:
+        launch=launcher("sft_more"),
     shell:
-        "speechrl sft-more --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
+        "{params.launch}speechrl sft-more --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
         "--data {input.data} --model {input.model}/model --out {output} > {log} 2>&1"

@@ -12,8 +12,13 @@ rule init_model:
         ENV
     log:
         "logs/init_model.log",
+    threads: job_threads("init_model")
+    resources:
+        **job_resources("init_model"),
+    params:
+        launch=launcher("init_model"),
     shell:
-        "speechrl init-model --config {input.cfg} --tracking {input.track} --data {input.data} "
+        "{params.launch}speechrl init-model --config {input.cfg} --tracking {input.track} --data {input.data} "
         "--out {output} > {log} 2>&1"
 
 
@@ -29,12 +34,11 @@ rule sft:
         ENV
     log:
         "logs/sft/{task}.log",
-    threads: config["threads"]
+    threads: job_threads("sft")
     resources:
-        gpu=RES["gpus_sft"],
-        mem_mb=RES["mem_mb"],
-        runtime=RES["runtime_min"],
-        slurm_partition=RES["partition"],
+        **job_resources("sft"),
+    params:
+        launch=launcher("sft"),
     shell:
-        "speechrl sft --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
+        "{params.launch}speechrl sft --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
         "--data {input.data} --model {input.model}/model --out {output} > {log} 2>&1"

@@ -211,18 +211,6 @@ class TrainConfig:
 
 
 @dataclass
-class ResourcesConfig:
-    """Cluster resources per job kind (SLURM via the snakemake executor plugin; ignored locally)."""
-
-    gpus_sft: int = opt(0, "GPUs per SFT job (slurm_extra --gpus); 0 on CPU.", ge=0, paper=f"{GRPO_SALLM}: 4xH100")
-    gpus_rl: int = opt(0, "GPUs per RL job.", ge=0, paper=f"{GRPO_SALLM}: 4xH100")
-    gpus_eval: int = opt(0, "GPUs per evaluation job.", ge=0)
-    mem_mb: int = opt(8000, "Memory per training job (MB).", ge=100)
-    runtime_min: int = opt(120, "Wall-time limit per training job (minutes).", ge=1, paper=f"{GRPO_SALLM}: up to 24 h")
-    partition: str = opt("", "SLURM partition ('' = the cluster default).")
-
-
-@dataclass
 class EvaluateConfig:
     """Decoding of the test split and the metrics computed on it."""
 
@@ -267,7 +255,6 @@ class Config:
     rl: RLConfig = section(RLConfig, "RL post-training.")
     suite: SuiteConfig = section(SuiteConfig, "Experiment grid (seeds, control, reward ablation).")
     train: TrainConfig = section(TrainConfig, "Execution backend of the training jobs.")
-    resources: ResourcesConfig = section(ResourcesConfig, "Cluster resources per job kind.")
     evaluate: EvaluateConfig = section(EvaluateConfig, "Evaluation.")
     report: ReportConfig = section(ReportConfig, "Report.")
     tracking: TrackingConfig = section(TrackingConfig, "MLflow tracking.")
