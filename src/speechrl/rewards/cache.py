@@ -13,8 +13,11 @@
 * **In-process LRU** of :data:`MEMORY_SIZE` entries (env ``SPEECHRL_REWARD_CACHE_SIZE``, default
   100 000; 0 disables the cache).
 * **On-disk cache** (optional): env ``SPEECHRL_REWARD_CACHE`` = path of a sqlite file shared by
-  processes (table ``scores(key, value)``; a ``NULL`` value is a cached "does not apply"). Delete
-  the file after changing a scorer's implementation: the key names the scorer, not its code.
+  processes and jobs (:mod:`speechrl.rewards.store`: table ``scores(key, value)``, a ``NULL`` value is
+  a cached "does not apply"; busy timeout, WAL on local filesystems, retries). Delete the file after
+  changing a scorer's implementation: the key names the scorer, not its code. A cache problem (locked
+  past the retries, corrupt file, read-only directory) is a logged warning, never a failed job: the
+  samples are scored and their scores returned as without a cache.
 * **Failures**: the misses are scored as one batch; if that raises (or returns a wrong number of
   scores), they are scored one sample at a time and each sample that raises becomes ``None``. Such
   ``None``\\ s, and NaN scores, are counted as failed, logged, and never cached; a scorer never
@@ -30,7 +33,6 @@ import hashlib
 import logging
 import math
 import os
-import sqlite3
 import struct
 import threading
 from collections import OrderedDict
@@ -38,6 +40,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from speechrl.rewards.scorer import Scorer
+from speechrl.rewards.store import DiskStore
 
 log = logging.getLogger("speechrl")
 
@@ -51,7 +54,8 @@ STATS: dict[str, float] = {HITS: 0.0, MISSES: 0.0, FAILED: 0.0}
 _MISSING = object()
 _lock = threading.Lock()
 _memory: OrderedDict[str, float | None] = OrderedDict()
-_disk: dict[str, Any] = {}  # {"path": str, "pid": int, "conn": sqlite3.Connection}
+_disk: dict[str, DiskStore] = {}  # {"store": this process's store}
+_inherited: list[DiskStore] = []  # stores a forked child inherited from its parent (kept open, unused)
 
 
 class _Unhashable(Exception):
@@ -172,17 +176,19 @@ def _key_columns(scorer: Scorer, columns: dict[str, Any]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------- storage
-def _conn() -> sqlite3.Connection | None:
+def _store() -> DiskStore | None:
+    """This process's :class:`DiskStore` for the file named by ``SPEECHRL_REWARD_CACHE`` (None if unset).
+    A forked child opens its own connection; the parent's is kept (never closed there: sqlite forbids
+    using a connection across ``fork``)."""
     path = os.environ.get(CACHE_ENV)
     if not path:
         return None
-    if _disk.get("path") != path or _disk.get("pid") != os.getpid():
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        conn = sqlite3.connect(path, timeout=60, check_same_thread=False)
-        conn.execute("CREATE TABLE IF NOT EXISTS scores (key TEXT PRIMARY KEY, value REAL)")
-        conn.commit()
-        _disk.update(path=path, pid=os.getpid(), conn=conn)
-    return _disk["conn"]
+    store = _disk.get("store")
+    if store is None or store.path != path or store.pid != os.getpid():
+        if store is not None and store.pid != os.getpid():
+            _inherited.append(store)
+        store = _disk["store"] = DiskStore(path)
+    return store
 
 
 def _get(keys: list[str]) -> dict[str, float | None]:
@@ -194,14 +200,11 @@ def _get(keys: list[str]) -> dict[str, float | None]:
                 _memory.move_to_end(k)
                 found[k] = v  # type: ignore[assignment]
     rest = [k for k in keys if k not in found]
-    conn = _conn() if rest else None
-    if conn is not None:
-        for i in range(0, len(rest), 500):
-            chunk = rest[i:i + 500]
-            rows = conn.execute(f"SELECT key, value FROM scores WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
-            for k, v in rows:
-                found[k] = v
-        _put_memory({k: found[k] for k in rest if k in found})
+    store = _store() if rest else None
+    if store is not None:
+        on_disk = store.get(rest)
+        found.update(on_disk)
+        _put_memory(on_disk)
     return found
 
 
@@ -220,19 +223,16 @@ def _put(items: dict[str, float | None]) -> None:
     if not items:
         return
     _put_memory(items)
-    conn = _conn()
-    if conn is not None:
-        with conn:
-            conn.executemany("INSERT OR REPLACE INTO scores (key, value) VALUES (?, ?)", list(items.items()))
+    if (store := _store()) is not None:
+        store.put(items)
 
 
 def clear_cache(disk: bool = False) -> None:
     """Empty the in-process cache (and, with ``disk=True``, the sqlite file's table)."""
     with _lock:
         _memory.clear()
-    if disk and (conn := _conn()) is not None:
-        with conn:
-            conn.execute("DELETE FROM scores")
+    if disk and (store := _store()) is not None:
+        store.clear()
 
 
 def cache_enabled() -> bool:
