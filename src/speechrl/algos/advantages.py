@@ -8,7 +8,8 @@ Signature::
 N = B * G, completions of one prompt contiguous. Entries ignore the keywords they do not use.
 ``grpo``, ``dr_grpo`` and ``modality`` return (N,); ``leaf`` (``speechrl.algos.leaf``) returns (N, T).
 
-MP-GRPO (seed 000) needs no estimator of its own: the ground-truth reference is one more member of
+MP-GRPO (GRPO-SALLM, Elmakies et al. 2025, arXiv 2509.16990) needs no estimator of its own: the
+ground-truth reference is one more member of
 its group (G - 1 on-policy samples + 1 off-policy) and ``grpo`` runs over all G; only the loss
 treats that row differently (``off_policy``).
 """

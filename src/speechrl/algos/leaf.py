@@ -1,4 +1,5 @@
-"""LEAF (seed 004): span-level advantages from a retrospective prefix tree over each group of K completions.
+"""LEAF (Gerogiannis et al. 2026): span-level advantages from a retrospective prefix tree over each group
+of K completions.
 
 Follows ``build_prefix_tree_from_trajectories`` / ``sample_prefix_tree_retro_batch`` and
 ``normalize_step_advantages_zscore`` of the reference (github Grimoid/LEAF,

@@ -9,7 +9,8 @@ exactly 0 with zero gradient. The log-ratio is clamped to [-max_log_ratio, max_l
 verl's vanilla PPO) before ``exp`` so values and gradients stay finite; beyond the clamp the gradient
 is 0, as in verl.
 
-``off_policy`` (MP-GRPO, seed 000, LUFFY style): rows holding the ground-truth reference. The caller
+``off_policy`` (MP-GRPO of GRPO-SALLM, Elmakies et al. 2025, arXiv 2509.16990; LUFFY style): rows
+holding the ground-truth reference. The caller
 passes ``old_logp = 0`` for them (pi_old := 1, so their ratio is pi_theta itself) and the loss uses
 no clipping / gating: L = -r A. LUFFY's policy shaping f(r) = r / (r + gamma) is not applied.
 

@@ -75,7 +75,8 @@ def _gspo_eps() -> dict[str, float]:
     return _eps(3e-4, 4e-4)
 
 _preset(Algorithm(
-    "grpo", description="GRPO as in seed 000 (GRPO-SALLM): group-normalised advantages (unbiased std, eps 1e-6), "
+    "grpo", description="GRPO as in GRPO-SALLM (Elmakies et al. 2025, arXiv 2509.16990): group-normalised "
+    "advantages (unbiased std, eps 1e-6), "
     "PPO clip eps 0.2, DAPO token-mean aggregation, k3 KL with beta 0.02 (beta 0 diverged there)."))
 _preset(Algorithm(
     "dapo", loss_opts=_eps(0.2, 0.28), beta=0.0, dynamic_sampling=True,
@@ -86,17 +87,20 @@ _preset(Algorithm(
 _preset(Algorithm(
     "dr_grpo", advantage="dr_grpo", loss_agg="seq-mean-token-sum-norm",
     description="Dr.GRPO (Liu et al. 2025): no std normalisation, constant length normalisation "
-    "(sum / (G * max_new_tokens)); clip 0.2; KL as seed 000 (beta 0.02; set rl.beta=0 to drop it)."))
+    "(sum / (G * max_new_tokens)); clip 0.2; KL as GRPO-SALLM (beta 0.02; set rl.beta=0 to drop it)."))
 _preset(Algorithm(
     "mp_grpo", mixed_policy=True,
-    description="Mixed-policy GRPO (seed 000, LUFFY style): G-1 samples + the ground-truth reference as an "
+    description="Mixed-policy GRPO (GRPO-SALLM, arXiv 2509.16990; LUFFY style): G-1 samples + the ground-truth "
+    "reference as an "
     "off-policy member (old_logp := 0, no clipping, reward scored like the others); plain grpo "
     "advantages over all G; otherwise as grpo."))
 _preset(Algorithm(
     "gspo", ratio="sequence", loss_opts=_gspo_eps(), loss_agg="seq-mean-token-mean", beta=0.0,
-    description="GSPO (Qwen, Zheng et al. 2025; seed 001): sequence ratio exp(mean_t l), clip eps 3e-4/4e-4, "
+    description="GSPO (Qwen, Zheng et al. 2025, arXiv 2507.18071): sequence ratio exp(mean_t l), "
+    "clip eps 3e-4/4e-4, "
     "beta 0, aggregated per sequence (seq-mean-token-mean; TRL issue 3823: token-level aggregation of a "
-    "sequence ratio re-weights sequences by length). Seed 001 used eps 0.2 plus a KL term: override rl.*."))
+    "sequence ratio re-weights sequences by length). SE-GSPO (Post-Training Speech Enhancement LMs with "
+    "Perceptual Rewards, 2026) used eps 0.2 plus a KL term: override rl.*."))
 _preset(Algorithm(
     "gspo_token", ratio="gspo_token", loss_opts=_gspo_eps(), loss_agg="seq-mean-token-mean", beta=0.0,
     description="GSPO-token: value sg[s_i] per token, per-token gradient pi/sg[pi] (verl's 'gspo' loss); "
@@ -106,8 +110,9 @@ def _seg() -> dict[str, Any]:
     return dict(ratio="segment", loss_opts=_eps(0.2, 0.2), loss_agg="seq-mean-segment-mean", beta=0.0)
 
 
-_SEG_DOC = ("Segment-level GSPO (seed 002): ratio exp(mean l) per segment, clipped per segment, averaged "
-            "within a segment then over segments (seq-mean-segment-mean). Seed 002 gives no clip range: "
+_SEG_DOC = ("Segment-level GSPO (segment-level GSPO research note, 2026): ratio exp(mean l) per segment, "
+            "clipped per segment, averaged "
+            "within a segment then over segments (seq-mean-segment-mean). The note gives no clip range: "
             "eps 0.2 (short segments average few tokens; GSPO's 3e-4 would clip almost every segment); beta 0 as GSPO. ")
 _preset(Algorithm("gspo_segment_window", segmenter="fixed", segmenter_opts={"window": 4}, **_seg(),
                   description=_SEG_DOC + "Fixed windows of W = 4 tokens."))
@@ -117,25 +122,30 @@ _preset(Algorithm("gspo_segment_tokenid", segmenter="tokenid_jump", segmenter_op
                   description=_SEG_DOC + "Boundary where |id_t - id_{t-1}| > delta = 1024 (codec tokens)."))
 _preset(Algorithm(
     "gmpo", policy_loss="gmpo", loss_opts={"eps_low": 0.4, "eps_high": 0.4}, loss_agg="seq-mean-token-mean", beta=0.0,
-    description="GMPO (Zhao et al. 2025; seed 002): geometric mean of token ratios, clipped in log space to "
+    description="GMPO (Zhao et al. 2025, arXiv 2507.20673; surveyed in the segment-level GSPO research note, "
+    "2026): geometric mean of token ratios, clipped in log space to "
     "(-0.4, 0.4) per token before the mean (one-sided, as verl geo_mean / GMPO code); per-sequence aggregation; beta 0."))
 _preset(Algorithm(
     "sapo", policy_loss="sapo", loss_opts={"tau_pos": 1.0, "tau_neg": 1.05}, loss_agg="seq-mean-token-mean", beta=0.0,
-    description="SAPO (Qwen 2025; seed 002): soft gate sigmoid(tau (r - 1)) 4/tau with tau_pos 1.0, tau_neg 1.05 "
+    description="SAPO (Qwen 2025; surveyed in the segment-level GSPO research note, 2026): soft gate "
+    "sigmoid(tau (r - 1)) 4/tau with tau_pos 1.0, tau_neg 1.05 "
     "on token ratios, seq-mean-token-mean (as verl), beta 0."))
 _preset(Algorithm(
     "p_gspo", ratio="p_gspo", ratio_opts={"p": 0.5}, loss_opts=_gspo_eps(), loss_agg="seq-mean-token-mean", beta=0.0,
-    description="P-GSPO (seed 002; OpenReview OeYb0K8gEu): sequence ratio exp(sum_t l / |y|^p). The paper gives "
+    description="P-GSPO (OpenReview OeYb0K8gEu; surveyed in the segment-level GSPO research note, 2026): "
+    "sequence ratio exp(sum_t l / |y|^p). The paper gives "
     "no default and no code; p = 0.5 is the midpoint of its GSPO (p=1) .. unnormalised (p=0) axis. "
     "Clip and KL as gspo (eps 3e-4/4e-4, beta 0): retune eps for other p."))
 _preset(Algorithm(
     "leaf", advantage="leaf", advantage_opts={"B": 2, "zscore": "batch"},
-    description="LEAF (seed 004, github Grimoid/LEAF): K = group_size (8) rollouts, B = 2 high-surprisal "
+    description="LEAF (Gerogiannis et al. 2026; code github Grimoid/LEAF): K = group_size (8) rollouts, "
+    "B = 2 high-surprisal "
     "boundaries, span advantages (GA + LA)/sqrt(n) z-scored over the batch; PPO clip 0.2, token-mean, "
     "k3 KL beta 0.02. Surprisal = -old_logp from the rollout."))
 _preset(Algorithm(
     "tars", advantage="modality", modality_split=True, loss_opts=_eps(0.2, 0.28), beta=0.0,
-    description="TARS (seed 003): speech and text halves of each group, advantages R - mean of the same "
+    description="TARS (ACL 2026, arXiv 2601.05543): speech and text halves of each group, advantages "
+    "R - mean of the same "
     "modality in the group (no std), DAPO loss (clip 0.2/0.28, token-mean), beta 0."))
 
 

@@ -18,7 +18,8 @@ positions are exactly 0 with zero gradient (NaN/inf in padding cannot leak); an 
 | segment_token | sg[s_{i,k}] + logp - sg[logp] | to token t only |
 | p_gspo | sum_t l_{i,t} / |y_i|^p | to every token, 1/|y_i|^p each |
 
-Segment ratio, decided: seed 002 writes w_{i,k} = (sum_{t in S_k} pi/pi_old)^{1/|S_k|}; we read the
+Segment ratio, decided: the segment-level GSPO research note (2026) writes
+w_{i,k} = (sum_{t in S_k} pi/pi_old)^{1/|S_k|}; we read the
 sum as a product (the geometric mean, as GSPO's sequence ratio; a literal sum of ratios would not
 equal 1 on-policy), i.e. exp(mean_{t in S_k} l). ``segment`` is that plain per-segment mean (the
 segment analogue of ``sequence``: clipping acts on the whole segment); ``segment_token`` is the
@@ -133,7 +134,8 @@ def gspo_token(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor, *
 @RATIOS.register("segment")
 def segment(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor, *, segments: torch.Tensor | None = None,
             **_: object) -> tuple[torch.Tensor, dict[str, float]]:
-    """Segment-level GSPO (seed 002): s_{i,k} = mean_{t in S_k} l_{i,t} on every token of S_k.
+    """Segment-level GSPO (segment-level GSPO research note, 2026): s_{i,k} = mean_{t in S_k} l_{i,t} on
+    every token of S_k.
 
     One segment per row == ``sequence``; segments of length 1 == ``token``.
     """

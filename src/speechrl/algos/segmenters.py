@@ -1,4 +1,5 @@
-"""Segmenters for segment-level GSPO (seed 002): split each completion into contiguous segments.
+"""Segmenters for segment-level GSPO (segment-level GSPO research note, 2026): split each completion
+into contiguous segments.
 
 Signature::
 
@@ -14,7 +15,8 @@ A segment starts at the first completion token of a row, after any masked gap, a
 segmenter's rule fires. Everything is vectorised (a cumulative sum over boundary flags); no Python
 loop over tokens.
 
-Defaults: seed 002 gives no values for W / tau / delta (it tried W-windows on Llasa-1B); the
+Defaults: the segment-level GSPO research note (2026) gives no values for W / tau / delta (it tried
+W-windows on Llasa-1B); the
 defaults below are starting points, not paper settings: W = 4, tau = 1.0 nat, delta = 1024 ids.
 """
 

@@ -18,9 +18,9 @@ multiplied by 100 when entered, and the table's ``notes`` would say so.
 
 Sources
 -------
-* ``/work/shared/seeds/000_269ed1437f49f9e0.txt``: "Advancing Speech Understanding in
-  Speech-Aware Language Models with GRPO" (Elmakies et al., 2025, arXiv 2509.16990). The seed is a
-  prose summary, **not** the paper's text: it holds no table, only relative improvements
+* "Advancing Speech Understanding in Speech-Aware Language Models with GRPO" (Elmakies et al.,
+  2025, arXiv 2509.16990), through a prose summary of it (the seed), **not** the paper's text: it
+  holds no table, only relative improvements
   ("61.8% BLEU over base and 9.8% over SFT, 2B LibriSQA"; "151% over base and 6% over SFT, 8B
   LibriSQA"; "8.2% over base and 3.2% over SFT, 2B CoVoST2") and qualitative statements (BLEU reward
   best on average in the reward ablation; MP-GRPO helps AST and hurts SQA).
@@ -28,9 +28,8 @@ Sources
   that paper's main results table (base / SFT / GRPO for 2B and 8B on both tasks). Its table number
   is not given in either text, so it is not claimed here. The paper evaluates with sampling
   (T=0.9, top-p 0.9), so it compares with our ``sampled`` decoding rather than ``greedy``.
-* ``/work/shared/seeds/004_6d1bc7e6b782cdf9.txt``: "LEAF: Growing Trees Without Branching for
-  Speech-Aware Large Language Model Post-Training" (Gerogiannis et al., 2026). The seed is an
-  editorial summary with no numbers at all.
+* "LEAF: Growing Trees Without Branching for Speech-Aware Large Language Model Post-Training"
+  (Gerogiannis et al., 2026), through an editorial summary of it with no numbers at all.
 
 What is *not* here (and why) is listed in :data:`MISSING_TABLES`: the BERTScore / ROUGE / METEOR
 columns of the main table, the reward-ablation table, the MP-GRPO table and every LEAF table; none
@@ -126,8 +125,10 @@ class PaperTable:
                    for setting, row in self.rows.items() for sys, metrics in row.items())
 
 
-_SEED_GRPO = "seeds/000_269ed1437f49f9e0.txt"
-_SEED_LEAF = "seeds/004_6d1bc7e6b782cdf9.txt"
+_GRPO_SALLM = ("Elmakies et al. 2025, 'Advancing Speech Understanding in Speech-Aware Language Models with "
+               "GRPO', arXiv 2509.16990")
+_LEAF = ("Gerogiannis et al. 2026, 'LEAF: Growing Trees Without Branching for Speech-Aware Large Language "
+         "Model Post-Training'")
 
 PAPER_TABLES: dict[str, PaperTable] = {
     t.key: t
@@ -136,8 +137,7 @@ PAPER_TABLES: dict[str, PaperTable] = {
             key="grpo_sallm_main",
             title=("Paper: Elmakies et al. 2025, main results (Granite Speech 3.3 2B/8B, "
                    "LibriSQA / CoVoST2 En->De), BLEU only"),
-            source=(f"{_SEED_GRPO} ('Advancing Speech Understanding in Speech-Aware Language Models "
-                    "with GRPO', arXiv 2509.16990): relative gains only; BLEU values from "
+            source=(f"{_GRPO_SALLM}: its summary gives relative gains only; BLEU values from "
                     "shared/ALGORITHMS.md (the paper's main results table; table number not given)"),
             rows={
                 "sqa/granite-2b": {
@@ -175,14 +175,13 @@ PAPER_TABLES: dict[str, PaperTable] = {
 
 MISSING_TABLES: dict[str, str] = {
     "grpo_sallm_reward_ablation": (
-        f"{_SEED_GRPO}: reward ablation (GRPO with BLEU / ROUGE / METEOR / BERTScore... rewards); "
+        f"{_GRPO_SALLM}: reward ablation (GRPO with BLEU / ROUGE / METEOR / BERTScore... rewards); "
         "the seed only says the BLEU reward is best on average, no numbers."),
     "grpo_sallm_mp_grpo": (
-        f"{_SEED_GRPO}: mixed-policy GRPO; the seed only says MP-GRPO improves AST and degrades "
+        f"{_GRPO_SALLM}: mixed-policy GRPO; the seed only says MP-GRPO improves AST and degrades "
         "SQA, no numbers."),
     "leaf_main": (
-        f"{_SEED_LEAF} ('LEAF: Growing Trees Without Branching for Speech-Aware Large Language Model "
-        "Post-Training'): LEAF vs GRPO on Granite Speech 2B/8B and Qwen2-Audio-7B, LibriSQA and "
+        f"{_LEAF}: LEAF vs GRPO on Granite Speech 2B/8B and Qwen2-Audio-7B, LibriSQA and "
         "CoVoST2; the seed is an editorial summary with no numbers."),
 }
 """Tables the papers have but whose numbers are not in our sources: key -> why."""

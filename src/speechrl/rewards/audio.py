@@ -17,7 +17,8 @@ DNSMOS: Microsoft's DNSMOS P.835 (SIG, BAK, OVRL) and P.808 ONNX models as shipp
 longer ones scored in 9.01 s windows with a 1 s hop and averaged). The reward is
 ``(MOS - 1) / 4`` clipped to [0, 1]. ``dnsmos_mos(audio)`` gives the raw MOS values (1-5 scale).
 The corpus value (``score_corpus``, metrics.json) is the mean MOS on the 1-5 scale, as papers report
-DNSMOS (e.g. OVRL 3.43 -> 3.49 in seed 001), not a 0-100 value (:func:`corpus_mos`).
+DNSMOS (e.g. OVRL 3.43 -> 3.49 in SE-GSPO, "Post-Training Speech Enhancement LMs with Perceptual
+Rewards", 2026), not a 0-100 value (:func:`corpus_mos`).
 
 Workers: scoring runs in a ``ProcessPoolExecutor`` (spawn) of ``SPEECHRL_AUDIO_WORKERS`` processes
 (default 2; ``0`` = in this process), each loading the models once in its initializer and running

@@ -183,7 +183,8 @@ SE_COMPOSITE_SCORERS = ("dnsmos_ovrl", "asr_wer", "utmos")
 
 def se_composite(total: float = 1.0, *, dnsmos: str = "dnsmos_ovrl", wer: str = "asr_wer", utmos: str = "utmos",
                  check: bool = True) -> dict[str, float]:
-    """Weights of seed 001's composite perceptual reward (speech enhancement): DNSMOS OVRL + (1 - WER) + UTMOS.
+    """Weights of the composite perceptual reward of SE-GSPO ("Post-Training Speech Enhancement LMs with
+    Perceptual Rewards", 2026; speech enhancement): DNSMOS OVRL + (1 - WER) + UTMOS.
 
     Each term is the named scorer's per-sample score on its [0, 1] scale, as defined by that scorer:
     DNSMOS OVRL ``(x - 1) / 4`` of the 1-5 MOS; ASR ``1 - WER`` (WER clipped to [0, 1]); UTMOS
