@@ -6,6 +6,7 @@ SHELL := /bin/bash
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 export OMP_NUM_THREADS ?= 1
 export PYTHONUNBUFFERED := 1
+export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.venv/torch_extensions
 CORES ?= 2
 
 .PHONY: setup run run-quick test test-fast lint schema clean

@@ -40,8 +40,7 @@ def main() -> None:
     from speechrl.data.synthetic import build_synthetic
     from speechrl.models.build import build_tiny, count_params
     from speechrl.training.data import collate, load_split
-    from speechrl.training.optim import adamw, warmup_constant
-    from speechrl.training.rl import rl_step
+    from speechrl.training.rl import make_run, rl_step
     from speechrl.training.rollout import sample
     from speechrl.training.sft import lm_loss
 
@@ -74,17 +73,14 @@ def main() -> None:
         g = cfg.rl.group_size
         s = timeit(lambda: sample(model, proc, prompts, g, max_new_tokens=cfg.rl.max_new_tokens), a.repeats)
         print(f"rollout: {len(prompts)} prompts x G={g}, up to {cfg.rl.max_new_tokens} new tokens: {s * 1000:.0f} ms")
+        keys = [str(i) for i in range(len(prompts))]
+        s_keyed = timeit(lambda: sample(model, proc, prompts, g, max_new_tokens=cfg.rl.max_new_tokens, keys=keys), a.repeats)
+        print(f"rollout, keyed per completion (RL's rank-invariant sampling): {s_keyed * 1000:.0f} ms "
+              f"({s_keyed / s:.2f}x the HF sampler)")
 
-        import copy
-
-        ref = copy.deepcopy(model).requires_grad_(False)
-        algo = resolve(cfg.rl.algorithms[0], cfg.rl)
-        ropt = adamw(model, cfg.rl.lr, 0.0)
-        sched = warmup_constant(ropt, 1)
-        import random
-
-        rng = random.Random(0)
-        s = timeit(lambda: rl_step(cfg, algo, model, ref, proc, prompts, ropt, sched, rng), a.repeats)
+        run = make_run(cfg, resolve(cfg.rl.algorithms[0], cfg.rl), model, proc, prompts)
+        algo = run.algo
+        s = timeit(lambda: rl_step(run), a.repeats)
         print(f"rl step ({algo.name}): rollout + reward + ref/policy forward + update: {s * 1000:.0f} ms ({cfg.rl.steps} steps ~ {s * cfg.rl.steps / 60:.1f} min)")
 
         test = train[:32]

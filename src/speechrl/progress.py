@@ -48,12 +48,13 @@ def fmt_metrics(metrics: dict[str, Any]) -> str:
 class Progress:
     """Step counter with rate/ETA; ``update(**metrics)`` advances one step (or ``n``)."""
 
-    def __init__(self, total: int, desc: str, log_every: int = 25, unit: str = "step") -> None:
-        self.total, self.desc, self.log_every, self.unit = total, desc, max(1, log_every), unit
+    def __init__(self, total: int, desc: str, log_every: int = 25, unit: str = "step", enabled: bool = True) -> None:
+        """``enabled=False`` (ranks other than 0) counts silently."""
+        self.total, self.desc, self.log_every, self.unit, self.enabled = total, desc, max(1, log_every), unit, enabled
         self.n = 0
         self.start = time.perf_counter()
         self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, mininterval=2.0,
-                        dynamic_ncols=False, ncols=100, leave=False, disable=not sys.stderr.isatty())
+                        dynamic_ncols=False, ncols=100, leave=False, disable=not (enabled and sys.stderr.isatty()))
 
     def __enter__(self) -> "Progress":
         return self
@@ -71,7 +72,7 @@ class Progress:
         self.bar.update(n)
         if metrics:
             self.bar.set_postfix({k: (f"{v:.3g}" if isinstance(v, float) else v) for k, v in metrics.items()}, refresh=False)
-        if self.n // self.log_every > prev // self.log_every or self.n == self.total:
+        if self.enabled and (self.n // self.log_every > prev // self.log_every or self.n == self.total):
             self.summary(**metrics)
 
     def summary(self, **metrics: Any) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import random
 
 import pytest
 import torch
@@ -14,8 +13,8 @@ from speechrl.cli import main
 from speechrl.config import dump_config, parse_config
 from speechrl.models.build import load
 from speechrl.training.data import load_split
-from speechrl.training.optim import adamw, warmup_constant
-from speechrl.training.rl import collect, fill_failed, rl_step
+from speechrl.training.groups import modality
+from speechrl.training.rl import collect, fill_failed, make_run, rl_step
 
 from conftest import tiny_dict
 
@@ -36,34 +35,29 @@ def test_rl_stage_runs_every_preset(preset, tiny_data, tiny_model_dir, tmp_path)
     assert (out / "model" / "config.json").exists() and (out / "manifest.json").exists()
 
 
-def _setup(tiny_model_dir, tiny_data, tiny_cfg, preset, **rl):
+def _run(tiny_model_dir, tiny_data, tiny_cfg, preset, **rl):
     for k, v in rl.items():
         setattr(tiny_cfg.rl, k, v)
     policy, proc = load(tiny_model_dir)
-    ref, _ = load(tiny_model_dir)
     train = load_split(tiny_data["ast"], "train", proc)
-    opt = adamw(policy, 1e-3, 0.0)
-    return tiny_cfg, resolve(preset, tiny_cfg.rl), policy.eval(), ref.eval(), proc, train, opt, warmup_constant(opt, 1)
+    return make_run(tiny_cfg, resolve(preset, tiny_cfg.rl), policy, proc, train)
 
 
 def test_mixed_policy_group_has_the_reference(tiny_model_dir, tiny_data, tiny_cfg):
-    cfg, algo, policy, ref, proc, train, opt, sched = _setup(tiny_model_dir, tiny_data, tiny_cfg, "mp_grpo", rewards={"bleu": 1.0})
-    r, rewards, _ = collect(cfg, algo, policy, proc, train, random.Random(0))
-    g = cfg.rl.group_size
+    run = _run(tiny_model_dir, tiny_data, tiny_cfg, "mp_grpo", rewards={"bleu": 1.0})
+    b, _ = collect(run)
+    r, rewards, g = b.rollout, b.rewards, tiny_cfg.rl.group_size
     assert r.group_size == g and r.off_policy.view(-1, g)[:, -1].all() and not r.off_policy.view(-1, g)[:, :-1].any()
     assert torch.allclose(rewards.view(-1, g)[:, -1], torch.ones(rewards.shape[0] // g))  # BLEU(reference, reference) = 1
-    m = rl_step(cfg, algo, policy, ref, proc, train, opt, sched, random.Random(0))
-    assert m["adv/abs_mean"] > 0
+    assert rl_step(run)["adv/abs_mean"] > 0
 
 
 def test_modality_split_halves_each_group(tiny_model_dir, tiny_data, tiny_cfg):
-    cfg, algo, policy, ref, proc, train, opt, sched = _setup(tiny_model_dir, tiny_data, tiny_cfg, "tars", rewards={"chrf": 1.0})
-    r, rewards, _ = collect(cfg, algo, policy, proc, train, random.Random(0))
-    g = cfg.rl.group_size
-    from speechrl.training.rl import modality
-
-    assert modality(r).view(-1, g).tolist() == [[0] * (g // 2) + [1] * (g // 2)] * (rewards.shape[0] // g)
-    m = rl_step(cfg, algo, policy, ref, proc, train, opt, sched, random.Random(0))
+    run = _run(tiny_model_dir, tiny_data, tiny_cfg, "tars", rewards={"chrf": 1.0})
+    b, _ = collect(run)
+    g = tiny_cfg.rl.group_size
+    assert modality(b.rollout).view(-1, g).tolist() == [[0] * (g // 2) + [1] * (g // 2)] * (b.rewards.shape[0] // g)
+    m = rl_step(run)
     assert "reward/speech" in m and "reward/text" in m
 
 
@@ -71,18 +65,18 @@ def test_dynamic_sampling_refills_or_skips(tiny_model_dir, tiny_data, tiny_cfg):
     # exact match of a random model is 0 for every completion: every group has zero variance and is dropped
     import dataclasses
 
-    cfg, algo, policy, ref, proc, train, opt, sched = _setup(tiny_model_dir, tiny_data, tiny_cfg, "dapo",
-                                                            rewards={"exact_match": 1.0}, max_sample_batches=3)
-    algo = dataclasses.replace(algo, overlong=None)  # the length penalty would add reward variance
-    r, rewards, m = collect(cfg, algo, policy, proc, train, random.Random(0))
-    assert m["dapo/sample_batches"] == 3 and m["dapo/groups_kept"] == 0 and rewards.numel() == 0
-    before = [p.detach().clone() for p in policy.parameters()]
-    m = rl_step(cfg, algo, policy, ref, proc, train, opt, sched, random.Random(0))
-    assert math.isnan(m["reward/mean"]) and all(torch.equal(a, b) for a, b in zip(before, policy.parameters()))
+    run = _run(tiny_model_dir, tiny_data, tiny_cfg, "dapo", rewards={"exact_match": 1.0}, max_sample_batches=3)
+    run.algo = dataclasses.replace(run.algo, shapers={"dynamic_sampling": {}})  # the length penalty would add reward variance
+    b, m = collect(run)
+    assert m["batch/sample_batches"] == 3 and m["batch/groups_kept"] == 0 and b.rewards.numel() == 0
+    before = [p.detach().clone() for p in run.policy.parameters()]
+    m = rl_step(run)
+    assert math.isnan(m["reward/mean"]) and all(torch.equal(a, b) for a, b in zip(before, run.policy.parameters()))
     # with chrF (varies) the batch fills at once
-    cfg.rl.rewards = {"chrf": 1.0}
-    r, rewards, m = collect(cfg, algo, policy, proc, train, random.Random(0))
-    assert m["dapo/groups_kept"] == cfg.rl.prompts_per_step and rewards.numel() == cfg.rl.prompts_per_step * cfg.rl.group_size
+    tiny_cfg.rl.rewards = {"chrf": 1.0}
+    b, m = collect(run)
+    assert m["batch/groups_kept"] == tiny_cfg.rl.prompts_per_step and m["batch/sample_batches"] == 1
+    assert b.rewards.numel() == tiny_cfg.rl.prompts_per_step * tiny_cfg.rl.group_size
 
 
 def test_failed_rewards_take_the_group_mean():

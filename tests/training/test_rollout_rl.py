@@ -10,11 +10,8 @@ import torch
 from speechrl.algos import resolve
 from speechrl.models.build import load
 from speechrl.training.data import load_split
-from speechrl.training.rl import rl_step, train_rl
-import random
-
+from speechrl.training.rl import advantages, backward_minibatch, collect, make_run, rl_step, train_rl
 from speechrl.training.rollout import completion_mask, concat, sample, select, text_variant, token_logp, with_reference
-from speechrl.training.optim import adamw, warmup_constant
 
 
 def test_completion_mask_keeps_through_first_eos():
@@ -38,18 +35,33 @@ def test_rollout_logprobs_equal_teacher_forced_forward(tiny_model_dir, tiny_data
 
 def test_rl_step_updates_policy_and_reports_metrics(tiny_model_dir, tiny_data, tiny_cfg):
     policy, proc = load(tiny_model_dir)
-    ref, _ = load(tiny_model_dir)
     train = load_split(tiny_data["ast"], "train", proc)
     tiny_cfg.rl.rewards = {"chrf": 1.0}  # varies even for a random model (BLEU is 0 for every sample)
+    tiny_cfg.rl.lr = 1e-2
     before = [p.detach().clone() for p in policy.parameters()]
-    opt = adamw(policy, 1e-2, 0.0)
-    m = rl_step(tiny_cfg, resolve("grpo", tiny_cfg.rl), policy.eval(), ref.eval(), proc, train[:2], opt,
-                warmup_constant(opt, 1), random.Random(0))
+    run = make_run(tiny_cfg, resolve("grpo", tiny_cfg.rl), policy, proc, train[:2])
+    m = rl_step(run)
     assert m["adv/abs_mean"] > 0
     for key in ("reward/mean", "reward/chrf", "actor/kl", "actor/entropy", "response/length", "actor/clipfrac"):
         assert key in m and math.isfinite(m[key]), key
     assert m["actor/kl"] == 0.0  # policy == reference before the first update
     assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters()))
+
+
+def test_keyed_sampling_does_not_depend_on_batch_mates(tiny_model_dir, tiny_data):
+    """A completion keyed by its prompt's key is the same alone or in a batch (so 1 or N ranks sample alike)."""
+    model, proc = load(tiny_model_dir)
+    model.eval()
+    prompts = load_split(tiny_data["sqa"], "train", proc)[:3]
+    both = sample(model, proc, prompts, 4, max_new_tokens=6, keys=["a", "b", "c"])
+    alone = sample(model, proc, prompts[1:2], 4, max_new_tokens=6, keys=["b"])
+    width = alone.completion_ids.shape[1]
+    assert torch.equal(both.completion_ids[4:8, :width] * both.completion_mask[4:8, :width], alone.completion_ids * alone.completion_mask)
+    other = sample(model, proc, prompts[1:2], 4, max_new_tokens=6, keys=["z"])
+    assert not torch.equal(other.completion_ids, alone.completion_ids)  # the key decides the draw
+    m = both.completion_mask.bool()
+    with torch.no_grad():
+        assert torch.allclose(token_logp(model, both)[0][m], both.old_logp[m], atol=1e-4)
 
 
 def test_train_rl_is_deterministic(tiny_model_dir, tiny_data, tiny_cfg, tmp_path):
@@ -101,34 +113,42 @@ def test_text_variant_has_no_audio(tiny_model_dir, tiny_data):
     assert len(r.texts) == 4 and int((r.prompt["input_ids"][1] == proc.audio_id).sum()) == 0
 
 
-def _step_params(tiny_model_dir, tiny_data, tiny_cfg, seed=0, **rl):
-    """Parameters after one rl_step with plain SGD (so equal gradients give equal weights)."""
+def _grads(tiny_model_dir, tiny_data, tiny_cfg, grad_accum, loss_agg, preset="grpo"):
+    """Gradient of one minibatch (the whole rollout batch) through the RL loop's backward."""
     policy, proc = load(tiny_model_dir)
     train = load_split(tiny_data["ast"], "train", proc)
-    tiny_cfg.rl.rewards = {"chrf": 1.0}
-    tiny_cfg.rl.prompts_per_step = 4
+    tiny_cfg.rl.rewards, tiny_cfg.rl.prompts_per_step, tiny_cfg.rl.grad_accum = {"chrf": 1.0}, 4, grad_accum
+    tiny_cfg.rl.loss_agg = loss_agg
+    run = make_run(tiny_cfg, resolve(preset, tiny_cfg.rl), policy, proc, train[:6])
+    batch, _ = collect(run)
+    adv, _, _ = advantages(run, batch)
+    m = backward_minibatch(run, batch, adv, list(range(batch.n_groups)))
+    return torch.cat([p.grad.flatten() for p in policy.parameters() if p.grad is not None]), m
+
+
+@pytest.mark.parametrize("agg", ["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"])
+def test_gradient_accumulation_equals_one_batch(tiny_model_dir, tiny_data, tiny_cfg, agg):
+    # global normalisers: 4 micro-batches of unequal token counts give the one-batch gradient in every mode
+    full, m1 = _grads(tiny_model_dir, tiny_data, tiny_cfg, 1, agg)
+    acc, m4 = _grads(tiny_model_dir, tiny_data, tiny_cfg, 4, agg)
+    assert full.abs().max() > 1e-4  # a real gradient, not zeros
+    assert torch.allclose(full, acc, atol=1e-6, rtol=0)
+    assert m1["loss"] == pytest.approx(m4["loss"], abs=1e-6)
+
+
+def _updates(tiny_model_dir, tiny_data, tiny_cfg, **rl):
+    policy, proc = load(tiny_model_dir)
+    train = load_split(tiny_data["ast"], "train", proc)
+    tiny_cfg.rl.rewards, tiny_cfg.rl.prompts_per_step = {"chrf": 1.0}, 4
     for k, v in rl.items():
         setattr(tiny_cfg.rl, k, v)
-    tiny_cfg.rl.loss_agg = "seq-mean-token-mean"
-    algo = resolve("grpo", tiny_cfg.rl)
-    opt = torch.optim.SGD([p for p in policy.parameters() if p.requires_grad], lr=1.0)
-    torch.manual_seed(seed)
-    m = rl_step(tiny_cfg, algo, policy.eval(), None, proc, train[:6], opt, warmup_constant(opt, 1), random.Random(seed))
-    return torch.cat([p.detach().flatten() for p in policy.parameters()]), m
-
-
-def test_gradient_accumulation_equals_one_batch(tiny_model_dir, tiny_data, tiny_cfg):
-    # seq-mean-token-mean over equal micro-batches: the mean of micro means is the batch mean
-    full, m1 = _step_params(tiny_model_dir, tiny_data, tiny_cfg, grad_accum=1)
-    acc, m2 = _step_params(tiny_model_dir, tiny_data, tiny_cfg, grad_accum=2)
-    assert m1["actor/updates"] == m2["actor/updates"] == 1
-    assert torch.allclose(full, acc, atol=1e-6)
+    return rl_step(make_run(tiny_cfg, resolve("grpo", tiny_cfg.rl), policy, proc, train[:6]))
 
 
 def test_epochs_and_minibatches_make_several_updates(tiny_model_dir, tiny_data, tiny_cfg):
-    _, one = _step_params(tiny_model_dir, tiny_data, tiny_cfg, epochs=1, minibatches=1)
+    one = _updates(tiny_model_dir, tiny_data, tiny_cfg, epochs=1, minibatches=1)
     assert one["actor/updates"] == 1 and one["actor/ratio_max"] == pytest.approx(1.0, abs=1e-5)  # pi == pi_old
-    _, m = _step_params(tiny_model_dir, tiny_data, tiny_cfg, epochs=2, minibatches=2)
+    m = _updates(tiny_model_dir, tiny_data, tiny_cfg, epochs=2, minibatches=2, lr=1e-2)
     assert m["actor/updates"] == 4
     # the last minibatch sees a policy moved by 3 updates against the kept old log-probs
     assert abs(m["actor/ratio_max"] - 1.0) > 1e-3 and math.isfinite(m["actor/loss"])

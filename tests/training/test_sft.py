@@ -50,12 +50,13 @@ def test_batches_are_seeded_and_cover_the_data(tiny_model_dir, tiny_data):
 def _grads_after_accumulate(tiny_model_dir, tiny_data, micro):
     import torch
 
+    from speechrl.training.backend import LocalBackend, OptimSpec
     from speechrl.training.sft import accumulate
 
     model, proc = load(tiny_model_dir)
     model.eval()  # no dropout: both runs see the same function
     samples = load_split(tiny_data["sqa"], "train", proc)[:6]
-    loss = accumulate(model, proc, samples, micro)
+    loss = accumulate(LocalBackend(model, OptimSpec(1e-3, 0.0, 1.0)), proc, samples, micro)
     return loss, torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
 

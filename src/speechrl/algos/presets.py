@@ -12,13 +12,10 @@ A preset is data only. The trainer turns it into one loss:
     loss      = AGGREGATIONS[loss_agg](POLICY_LOSSES[policy_loss](log_ratio, adv, mask, **loss_opts)
                                        + beta * KL_ESTIMATORS[kl_estimator](logp, ref_logp), mask, ...)
 
-The flags ``dynamic_sampling``, ``overlong``, ``mixed_policy`` and ``modality_split`` ask the
-trainer for batch-level behaviour (``speechrl.algos.dapo``; an off-policy ground-truth member with
-``old_logp = 0`` and ``off_policy`` set; a text-prompted half of each group with ``modality``).
-Trainer status: ``training.rl.rl_step`` wires segmenter, ratio, loss options, segment aggregation and
-the LEAF inputs (ids, mask, surprisal = -old_logp); it does not act on these four flags yet, so
-``dapo`` trains without dynamic sampling / overlong shaping, ``mp_grpo`` trains as ``grpo`` and
-``tars`` stops with "needs modality".
+``group`` names how a group is formed and ``shapers`` how a collected batch is reshaped, both looked
+up by the trainer in ``speechrl.training.groups`` (``GROUP_BUILDERS``: plain; reference = the ground
+truth as an off-policy member with ``old_logp = 0``, MP-GRPO; modality = speech and text halves,
+TARS. ``BATCH_SHAPERS``: overlong_penalty, overlong_filter, dynamic_sampling, DAPO).
 """
 
 from __future__ import annotations
@@ -45,11 +42,32 @@ class Algorithm:
     loss_agg: str = "token-mean"
     kl_estimator: str = "k3"
     beta: float = 0.02
-    dynamic_sampling: bool = False
-    overlong: dict[str, Any] | None = None
-    mixed_policy: bool = False
-    modality_split: bool = False
+    group: str = "plain"
+    shapers: dict[str, dict[str, Any]] = field(default_factory=dict)
     description: str = ""
+
+    # ``group`` names a group builder and ``shapers`` the batch shapers with their options
+    # (``speechrl.training.groups``): the trainer looks them up, it does not branch on a preset.
+    @property
+    def mixed_policy(self) -> bool:
+        """The reference answer is an off-policy group member (MP-GRPO)."""
+        return self.group == "reference"
+
+    @property
+    def modality_split(self) -> bool:
+        """Each group has a speech-prompted and a text-prompted half (TARS)."""
+        return self.group == "modality"
+
+    @property
+    def dynamic_sampling(self) -> bool:
+        return "dynamic_sampling" in self.shapers
+
+    @property
+    def overlong(self) -> dict[str, Any] | None:
+        """DAPO's overlong options (soft penalty; ``filter`` = mask truncated rows), or None."""
+        if "overlong_penalty" not in self.shapers and "overlong_filter" not in self.shapers:
+            return None
+        return {**self.shapers.get("overlong_penalty", {}), "filter": "overlong_filter" in self.shapers}
 
     @property
     def eps_low(self) -> float | None:
@@ -79,8 +97,8 @@ _preset(Algorithm(
     "advantages (unbiased std, eps 1e-6), "
     "PPO clip eps 0.2, DAPO token-mean aggregation, k3 KL with beta 0.02 (beta 0 diverged there)."))
 _preset(Algorithm(
-    "dapo", loss_opts=_eps(0.2, 0.28), beta=0.0, dynamic_sampling=True,
-    overlong={"cache_frac": 0.2, "factor": 1.0, "filter": False},
+    "dapo", loss_opts=_eps(0.2, 0.28), beta=0.0,
+    shapers={"overlong_penalty": {"cache_frac": 0.2, "factor": 1.0}, "dynamic_sampling": {}},
     description="DAPO (Yu et al. 2025): clip-higher eps 0.2/0.28, token-mean, no KL, dynamic sampling "
     "(drop zero-variance groups, refill), soft overlong punishment with L_cache = 20% of L_max "
     "(paper: 4096 of 20480) and factor 1; overlong filtering off (the paper's alternative)."))
@@ -89,7 +107,7 @@ _preset(Algorithm(
     description="Dr.GRPO (Liu et al. 2025): no std normalisation, constant length normalisation "
     "(sum / (G * max_new_tokens)); clip 0.2; KL as GRPO-SALLM (beta 0.02; set rl.beta=0 to drop it)."))
 _preset(Algorithm(
-    "mp_grpo", mixed_policy=True,
+    "mp_grpo", group="reference",
     description="Mixed-policy GRPO (GRPO-SALLM, arXiv 2509.16990; LUFFY style): G-1 samples + the ground-truth "
     "reference as an "
     "off-policy member (old_logp := 0, no clipping, reward scored like the others); plain grpo "
@@ -143,7 +161,7 @@ _preset(Algorithm(
     "boundaries, span advantages (GA + LA)/sqrt(n) z-scored over the batch; PPO clip 0.2, token-mean, "
     "k3 KL beta 0.02. Surprisal = -old_logp from the rollout."))
 _preset(Algorithm(
-    "tars", advantage="modality", modality_split=True, loss_opts=_eps(0.2, 0.28), beta=0.0,
+    "tars", advantage="modality", group="modality", loss_opts=_eps(0.2, 0.28), beta=0.0,
     description="TARS (ACL 2026, arXiv 2601.05543): speech and text halves of each group, advantages "
     "R - mean of the same "
     "modality in the group (no std), DAPO loss (clip 0.2/0.28, token-mean), beta 0."))

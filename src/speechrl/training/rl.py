@@ -1,65 +1,92 @@
 """The RL trainer loop: rollout -> rewards -> advantages -> clipped policy loss + KL -> update.
 
-Every algorithmic choice is a registry lookup (``speechrl.algos``); this file is only the loop.
-Each rollout batch is used for ``rl.epochs`` (mu) passes of ``rl.minibatches`` optimizer steps,
-each minibatch holding whole groups; old log-probs stay those of sampling, so the ratio is 1 on
-the first minibatch only. ``rl.grad_accum`` splits a minibatch into micro-batches whose losses are
-scaled by 1/grad_accum (for token-mean aggregation this weights micro-batches equally rather than
-by their token counts, as verl does). Advantages are computed once per rollout batch.
+Every algorithmic choice is a registry lookup (``speechrl.algos``; group builders and batch shapers in
+``speechrl.training.groups``); this file is only the loop, and it runs on an execution backend
+(``speechrl.training.backend``), one process or many ranks, with the same result:
 
-Reference policy (KL): the SFT model as loaded; with LoRA, the same weights with the adapter
-disabled (no second copy); not computed at all when the preset's beta is 0.
-Dropout is off during RL (``model.eval()``), so sampling and the update see the same function.
+* **Sampling** is sharded: each draw picks ``rl.prompts_per_step`` prompts with the job's seeded
+  generator (the same on every rank); rank r samples a contiguous share, each completion keyed by
+  (seed, step, draw, prompt, row) (:class:`~speechrl.training.rollout.RowNoise`), and scores it.
+* **The whole batch is visible**: the scored shares are exchanged (``all_gather_object``), so every
+  rank holds the global batch in prompt order; batch shapers (dynamic sampling, overlong) and
+  advantages (GRPO batch std, LEAF batch z-score, TARS halves) see exactly what one process sees.
+* **The update is sharded**: each of the ``rl.epochs x rl.minibatches`` minibatches (whole groups,
+  a seeded order) is split over ranks (groups ``r::world``) and ``rl.grad_accum`` micro-batches. The
+  loss aggregation gets the minibatch's global token and sequence counts (verl's ``agg_loss`` with
+  global batch info), so the objective does not depend on micro-batches or ranks. A rank without a
+  group in a minibatch runs one with weight 0, so every rank runs the same collectives.
+
+Old log-probs stay those of sampling, so the ratio is 1 on the first minibatch only. Reference policy
+(KL): a frozen copy of the SFT model, or for LoRA the policy with its adapter disabled; not computed
+when beta is 0. Dropout is off during RL (``model.eval()``), so sampling and update see one function.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from speechrl.algos import ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, RATIOS, SEGMENTERS, Algorithm, dapo
-from speechrl.config import Config
-from speechrl.models.build import Model, save
+from speechrl.algos import ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, RATIOS, SEGMENTERS, Algorithm
+from speechrl.algos.aggregation import batch_counts
+from speechrl.config import Config, ConfigError
+from speechrl.models.build import Model
 from speechrl.models.processor import SpeechProcessor
 from speechrl.progress import Progress
 from speechrl.rewards import combine
+from speechrl.training.backend import OptimSpec, make_backend
 from speechrl.training.data import Sample
-from speechrl.training.optim import adamw, step, warmup_constant, warmup_cosine
-from speechrl.training.rollout import Rollout, concat, sample, select, text_variant, token_logp, with_reference
+from speechrl.training.groups import BATCH_SHAPERS, GROUP_BUILDERS, Batch, concat_batches, modality
+from speechrl.training.optim import constant_schedule, cosine_schedule
+from speechrl.training.rollout import Rollout, token_logp
 
 log = logging.getLogger("speechrl")
-
 
 HISTORY_KEYS = ("reward/mean", "actor/kl", "response/length", "actor/entropy")
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
-    m = mask.to(x.dtype)
-    return float((x * m).sum() / m.sum().clamp(min=1))
+@dataclass
+class RLRun:
+    """What one RL job's functions share: config, algorithm, backend (policy, optimiser, ranks),
+    processor, training prompts, the seeded prompt sampler, the frozen reference (None: LoRA's
+    adapter-disabled policy, or no KL) and the current step."""
 
+    cfg: Config
+    algo: Algorithm
+    be: Any
+    proc: SpeechProcessor
+    train: list[Sample]
+    rng: random.Random
+    ref: Model | None = None
+    step: int = 0
+    ref_cache: dict[tuple[int, ...], torch.Tensor] = field(default_factory=dict)
 
-def rewards_for(cfg: Config, r: Rollout) -> tuple[torch.Tensor, dict[str, float]]:
-    """Weighted reward per completion (N,); a failed scorer gives NaN (counted; advantage 0)."""
-    stats: dict[str, float] = {}
-    total, per = combine(cfg.rl.rewards, r.texts, r.references, stats=stats)
-    rewards = torch.tensor([math.nan if v is None else v for v in total], dtype=torch.float32)
-    on = ~r.off_policy.cpu()
-    metrics = {f"reward/{k}": _mean([x for x, o in zip(v, on.tolist()) if x is not None and o]) for k, v in per.items()}
-    metrics["reward/cache_hits"] = float(stats.get("reward/cache_hits", 0))
-    metrics["reward/failed"] = float(torch.isnan(rewards).sum())
-    return rewards, metrics
+    @property
+    def policy(self) -> torch.nn.Module:
+        return self.be.model
 
 
 def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else math.nan
+
+
+def _floats(xs: list[float | None]) -> torch.Tensor:
+    return torch.tensor([math.nan if v is None else float(v) for v in xs], dtype=torch.float64)
+
+
+def score(run: RLRun, roll: Rollout) -> tuple[Batch, float]:
+    """Weighted reward per completion (NaN where a scorer failed), each reward's raw scores, cache hits."""
+    stats: dict[str, float] = {}
+    total, per = combine(run.cfg.rl.rewards, roll.texts, roll.references, stats=stats)
+    scores = {f"reward/{k}": _floats(v) for k, v in per.items()}
+    return Batch(roll, _floats(total).float(), roll.completion_mask, scores, run.cfg.rl.group_size), stats.get("reward/cache_hits", 0.0)
 
 
 def fill_failed(rewards: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -74,67 +101,69 @@ def fill_failed(rewards: torch.Tensor, group_size: int) -> tuple[torch.Tensor, t
     return torch.where(ok, g, means.expand_as(g)).flatten(), failed
 
 
-def rollout_for(cfg: Config, algo: Algorithm, policy: Model, proc: SpeechProcessor, prompts: list[Sample]) -> Rollout:
-    """One rollout batch shaped by the preset: plain groups of G, G-1 samples + the reference
-    (mixed policy), or G/2 speech-prompted + G/2 text-prompted completions (modality split)."""
-    rl = cfg.rl
-    kw = dict(temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens)
-    if algo.mixed_policy:
-        return with_reference(sample(policy, proc, prompts, rl.group_size - 1, **kw), proc)
-    if algo.modality_split:
-        if rl.group_size % 2:
-            raise ValueError(f"rl.group_size={rl.group_size}: preset '{algo.name}' splits each group into speech and text halves; use an even group size")
-        mixed = [v for s in prompts for v in (s, text_variant(s))]
-        return sample(policy, proc, mixed, rl.group_size // 2, **kw)
-    return sample(policy, proc, prompts, rl.group_size, **kw)
+def _to(b: Batch, device: Any) -> Batch:
+    r = b.rollout
+    moved = Rollout({k: v.to(device) for k, v in r.prompt.items()}, r.completion_ids.to(device),
+                    r.completion_mask.to(device), r.old_logp.to(device), r.texts, r.group_size, r.samples,
+                    r.off_policy.to(device))
+    return Batch(moved, b.rewards, b.mask.to(device), b.scores, b.group_size)
 
 
-def modality(r: Rollout) -> torch.Tensor:
-    """(N,) 0 for rows of speech prompts, 1 for text-only prompts."""
-    return torch.tensor([int(s.n_audio == 0) for s in r.samples for _ in range(r.group_size)])
+def gather(run: RLRun, b: Batch, hits: float) -> tuple[Batch, float]:
+    """Every rank's scored share of one drawn batch -> the whole batch on every rank, in prompt order
+    (and the reward-cache hits summed over ranks)."""
+    if run.be.world == 1:
+        return b, hits
+    parts = run.be.all_gather_object((_to(b, "cpu"), hits))
+    return _to(concat_batches([p for p, _ in parts], run.proc.tokenizer.pad_token_id), run.be.device), sum(h for _, h in parts)
 
 
-def collect(cfg: Config, algo: Algorithm, policy: Model, proc: SpeechProcessor, train: list[Sample],
-            rng: random.Random) -> tuple[Rollout, torch.Tensor, dict[str, float]]:
-    """Rollouts + rewards for one update. With dynamic sampling (DAPO), groups whose rewards are all
-    equal are dropped and more prompts are sampled until ``prompts_per_step`` groups are kept or
-    ``rl.max_sample_batches`` batches were drawn (then the update uses what it has)."""
-    rl = cfg.rl
-    parts, rewards_parts, metrics, kept, drawn = [], [], {}, 0, 0
-    while True:
-        prompts = rng.sample(train, min(rl.prompts_per_step, len(train)))
-        r = rollout_for(cfg, algo, policy, proc, prompts)
-        rewards, m = rewards_for(cfg, r)
-        drawn += 1
-        if algo.overlong:
-            cache = round(algo.overlong.get("cache_frac", 0.2) * rl.max_new_tokens)
-            pen, m_pen = dapo.overlong_penalty(r.completion_mask.sum(-1).cpu(), rl.max_new_tokens, cache,
-                                               factor=algo.overlong.get("factor", 1.0))
-            rewards = rewards + pen
-            m.update(m_pen)
-        for k, v in m.items():
-            metrics[k] = metrics.get(k, 0.0) + v if k == "reward/failed" else v  # failures add up over batches
-        if not algo.dynamic_sampling:
-            return r, rewards, metrics
-        keep, m_keep = dapo.dynamic_sampling_keep(rewards, rl.group_size)
-        rows_per_group = rl.group_size // r.group_size
-        groups = [i for i in keep.nonzero().flatten().tolist()][: rl.prompts_per_step - kept]
-        if groups:
-            prompt_rows = [g * rows_per_group + j for g in groups for j in range(rows_per_group)]
-            sel = select(r, prompt_rows)
-            parts.append(sel)
-            rows = torch.tensor([p * r.group_size + j for p in prompt_rows for j in range(r.group_size)])
-            rewards_parts.append(rewards[rows])
-            kept += len(groups)
-        if kept >= rl.prompts_per_step or drawn >= rl.max_sample_batches:
-            metrics.update({"dapo/groups_kept": float(kept), "dapo/sample_batches": float(drawn)})
-            if not parts:
-                return select(r, []), rewards[:0], metrics
-            return concat(parts, proc.tokenizer.pad_token_id), torch.cat(rewards_parts), metrics
+def shard(n: int, rank: int, world: int) -> tuple[int, int]:
+    """[lo, hi) of rank's contiguous share of n items (sizes differ by at most one)."""
+    return rank * n // world, (rank + 1) * n // world
 
 
-def reference_logp(policy: Model, ref: Model | None, roll: Rollout, temperature: float) -> torch.Tensor:
+def collect(run: RLRun) -> tuple[Batch, dict[str, float]]:
+    """One rollout batch of ``min(prompts_per_step, #prompts)`` groups, shaped by the preset's batch
+    shapers. A shaper that drops groups (dynamic sampling) makes the loop draw more prompts until the
+    batch is full or ``rl.max_sample_batches`` batches were drawn (then the update uses what it has)."""
+    cfg, algo, be = run.cfg, run.algo, run.be
+    target = min(cfg.rl.prompts_per_step, len(run.train))
+    parts, kept, metrics = [], 0, {}
+    for draw in range(1, cfg.rl.max_sample_batches + 1):
+        prompts = run.rng.sample(run.train, target)
+        lo, hi = shard(target, be.rank, be.world)
+        keys = [f"{cfg.seed}:{run.step}:{draw}:{i}" for i in range(lo, hi)]
+        with be.gathered() as model:
+            roll = GROUP_BUILDERS.get(algo.group)(run, model, prompts[lo:hi], keys)
+        b, hits = gather(run, *score(run, roll))
+        metrics["reward/failed"] = metrics.get("reward/failed", 0.0) + float(torch.isnan(b.rewards).sum())
+        metrics["reward/cache_hits"] = metrics.get("reward/cache_hits", 0.0) + hits
+        for name, opts in algo.shapers.items():
+            b, m = BATCH_SHAPERS.get(name)(run, b, **opts)
+            metrics.update(m)
+        parts.append(b.groups(list(range(min(b.n_groups, target - kept)))))
+        kept += parts[-1].n_groups
+        if kept >= target:
+            break
+    metrics.update({"batch/groups_kept": float(kept), "batch/sample_batches": float(draw)})
+    return concat_batches(parts, run.proc.tokenizer.pad_token_id), metrics
+
+
+def advantages(run: RLRun, b: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+    """Advantages (N,) or (N, C) of the whole batch (failed rows 0), the failed-row mask, metrics."""
+    algo, r = run.algo, b.rollout
+    filled, failed = fill_failed(b.rewards, b.group_size)
+    adv, m = ADVANTAGES.get(algo.advantage)(filled, b.group_size, mask=b.mask, ids=r.completion_ids,
+                                             surprisal=-r.old_logp, modality=modality(r), **algo.advantage_opts)
+    adv = adv.masked_fill(failed.view(-1, *([1] * (adv.dim() - 1))).to(adv.device), 0.0).to(b.mask.device)
+    return adv, failed, m
+
+
+def reference_logp(policy: torch.nn.Module, ref: Model | None, roll: Rollout, temperature: float) -> torch.Tensor:
     """(N, C) log-probs of the reference: ``ref`` if given, else ``policy`` with its LoRA adapter disabled."""
+    import contextlib
+
     with torch.no_grad():
         if ref is not None:
             return token_logp(ref, roll, temperature)[0]
@@ -143,17 +172,12 @@ def reference_logp(policy: Model, ref: Model | None, roll: Rollout, temperature:
             return token_logp(policy, roll, temperature)[0]
 
 
-def _rows(group_ids: list[int], prompts_per_group: int, n: int) -> tuple[list[int], torch.Tensor]:
-    """Prompt rows and completion rows of whole groups (``n`` completions per prompt row)."""
-    prompts = [g * prompts_per_group + k for g in group_ids for k in range(prompts_per_group)]
-    return prompts, torch.tensor([p * n + j for p in prompts for j in range(n)], dtype=torch.long)
-
-
-def policy_loss(cfg: Config, algo: Algorithm, policy: Model, roll: Rollout, adv: torch.Tensor, mask: torch.Tensor,
-                ref_logp: torch.Tensor | None) -> tuple[torch.Tensor, dict[str, float], torch.Tensor, torch.Tensor]:
-    """Loss of one (mini/micro-)batch of rows; returns (loss, metrics, kl (N, C), entropy (N, C))."""
-    rl = cfg.rl
-    logp, entropy = token_logp(policy, roll, rl.temperature, with_entropy=True)
+def policy_loss(run: RLRun, sub: Batch, adv: torch.Tensor, ref_logp: torch.Tensor | None, n_tokens: float,
+                n_seqs: float) -> tuple[torch.Tensor, dict[str, float], torch.Tensor, torch.Tensor]:
+    """This micro-batch's share of the minibatch objective (``n_tokens`` / ``n_seqs``: the minibatch's
+    global counts); returns (loss, metrics, kl (n, C), entropy (n, C))."""
+    algo, rl, roll, mask = run.algo, run.cfg.rl, sub.rollout, sub.mask
+    logp, entropy = token_logp(run.policy, roll, rl.temperature, with_entropy=True)
     metrics: dict[str, float] = {}
     segments = None
     if algo.segmenter:
@@ -167,103 +191,122 @@ def policy_loss(cfg: Config, algo: Algorithm, policy: Model, roll: Rollout, adv:
         per_token = pg + algo.beta * kl
     else:
         kl, per_token = torch.zeros_like(logp), pg
-    loss, _ = AGGREGATIONS.get(algo.loss_agg)(per_token, mask, norm_constant=rl.max_new_tokens, segments=segments)
+    loss, _ = AGGREGATIONS.get(algo.loss_agg)(per_token, mask, norm_constant=rl.max_new_tokens, segments=segments,
+                                              n_tokens=n_tokens, n_seqs=n_seqs)
     return loss, metrics, kl.detach(), entropy
 
 
-def rl_step(cfg: Config, algo: Algorithm, policy: Model, ref: Model | None, proc: SpeechProcessor, train: list[Sample],
-            opt: torch.optim.Optimizer, sched: Any, rng: random.Random) -> dict[str, float]:
-    """Collect one rollout batch and make ``epochs x minibatches`` policy updates; returns the step's metrics.
+def _reference(run: RLRun, part: list[int], sub: Batch) -> torch.Tensor | None:
+    if run.algo.beta == 0:
+        return None
+    key = tuple(part)
+    if key not in run.ref_cache:  # each micro-batch recurs once per epoch
+        run.ref_cache[key] = reference_logp(run.policy, run.ref, sub.rollout, run.cfg.rl.temperature)
+    return run.ref_cache[key]
 
-    ``ref`` is the frozen reference model, or ``None`` for the LoRA policy's adapter-disabled base."""
-    rl, g = cfg.rl, cfg.rl.group_size
+
+def backward_minibatch(run: RLRun, b: Batch, adv: torch.Tensor, groups: list[int]) -> dict[str, float]:
+    """Backward this rank's share of the minibatch ``groups`` (whole groups of ``b``) in micro-batches;
+    returns the minibatch's loss, KL and entropy (reduced over ranks) and the last policy-loss metrics."""
+    be, rl = run.be, run.cfg.rl
+    mine, weight = groups[be.rank::be.world], 1.0
+    if not mine:  # fewer groups than ranks: run one with weight 0 (same collectives on every rank)
+        mine, weight = groups[:1], 0.0
+    n_micro = max(1, min(rl.grad_accum, len(groups) // be.world))
+    n_tokens, n_seqs = batch_counts(b.mask[b.rows(groups).to(b.mask.device)])
+    sums = torch.zeros(4, dtype=torch.float64)  # loss, kl x tokens, entropy x tokens, tokens
+    m_pg: dict[str, float] = {}
+    for part in (mine[i::n_micro] for i in range(n_micro)):
+        sub, rows = b.groups(part), b.rows(part).to(adv.device)
+        loss, m_pg, kl, ent = policy_loss(run, sub, adv[rows], _reference(run, part, sub), n_tokens, n_seqs)
+        be.backward(loss * weight)
+        m = sub.mask.to(kl.dtype)
+        sums += weight * torch.tensor([loss.item(), float((kl * m).sum()), float((ent.detach() * m).sum()), float(m.sum())],
+                                      dtype=torch.float64)
+    loss, kl, ent, tokens = be.all_reduce(sums).tolist()
+    return {"loss": loss, "kl": kl / max(tokens, 1), "entropy": ent / max(tokens, 1), **m_pg}
+
+
+def rl_step(run: RLRun) -> dict[str, float]:
+    """Collect one rollout batch and make ``epochs x minibatches`` policy updates; returns the step's metrics."""
+    rl, be = run.cfg.rl, run.be
     t0 = time.perf_counter()
-    roll, rewards, metrics = collect(cfg, algo, policy, proc, train, rng)
+    b, metrics = collect(run)
     t1 = time.perf_counter()
-    if rewards.numel() == 0:  # dynamic sampling found no informative group: skip the update
+    if b.n_groups == 0:  # dynamic sampling found no informative group: skip the update
         metrics.update({"reward/mean": math.nan, "time/rollout_s": t1 - t0})
         return metrics
-    filled, failed = fill_failed(rewards, g)
-    mask = roll.completion_mask
-    if algo.overlong and algo.overlong.get("filter"):
-        truncated = dapo.truncated_rows(mask, roll.completion_ids, proc.tokenizer.eos_token_id, rl.max_new_tokens)
-        mask, m_f = dapo.overlong_filter(mask, truncated)
-        metrics.update(m_f)
-    adv, m_adv = ADVANTAGES.get(algo.advantage)(filled, g, mask=mask, ids=roll.completion_ids, surprisal=-roll.old_logp,
-                                                 modality=modality(roll) if algo.modality_split else None,
-                                                 **algo.advantage_opts)
-    adv = adv.masked_fill(failed.view(-1, *([1] * (adv.dim() - 1))), 0.0).to(mask.device)
-    ref_logp = reference_logp(policy, ref, roll, rl.temperature) if algo.beta > 0 else None
-
-    n_groups = roll.completion_ids.shape[0] // g
-    per_group = g // roll.group_size  # prompt rows per group (2 with the speech/text split)
-    n_mb = min(rl.minibatches, n_groups)  # dynamic sampling may keep fewer groups than prompts_per_step
-    order = torch.randperm(n_groups, generator=torch.Generator().manual_seed(rng.randrange(2**31)))
-    losses, kls, ents, gnorms, m_pg = [], [], [], [], {}
+    adv, failed, m_adv = advantages(run, b)
+    n_mb = min(rl.minibatches, b.n_groups)
+    order = torch.randperm(b.n_groups, generator=torch.Generator().manual_seed(run.rng.randrange(2**31)))
+    run.ref_cache.clear()
+    out, gnorms = [], []
     for _epoch in range(rl.epochs):
         for mb in order.tensor_split(n_mb):
-            micro = [m for m in mb.tensor_split(min(rl.grad_accum, len(mb))) if len(m)]
-            for mc in micro:
-                prompts, rows = _rows(mc.tolist(), per_group, roll.group_size)
-                sub = select(roll, prompts)
-                dev_rows = rows.to(mask.device)
-                loss, m_pg, kl, ent = policy_loss(cfg, algo, policy, sub, adv[dev_rows], mask[dev_rows],
-                                                  None if ref_logp is None else ref_logp[dev_rows])
-                (loss / len(micro)).backward()
-                losses.append(loss.item())
-                kls.append(masked_mean(kl, mask[dev_rows]))
-                ents.append(masked_mean(ent.detach(), mask[dev_rows]))
-            gnorms.append(step(policy, opt, None, rl.grad_clip))
-    sched.step()
-    on = (~roll.off_policy).to(mask.device)
-    lengths = mask[on].sum(-1).float()
-    valid = rewards[~failed & on.cpu()]
+            out.append(backward_minibatch(run, b, adv, mb.tolist()))
+            gnorms.append(be.step())
+    be.schedule_step()
+    roll, on = b.rollout, ~b.rollout.off_policy.cpu()
+    lengths = roll.completion_mask[on.to(roll.completion_mask.device)].sum(-1).float()
+    valid = b.rewards[~failed & on]
     metrics.update(m_adv)
-    metrics.update(m_pg)
+    metrics.update({k: v for k, v in out[-1].items() if k not in ("loss", "kl", "entropy")})
+    metrics.update({f: float(torch.nanmean(v[on])) for f, v in b.scores.items()})
     metrics.update({
         "reward/mean": float(valid.mean()) if valid.numel() else math.nan,
         "reward/std": float(valid.std()) if valid.numel() > 1 else 0.0,
-        "actor/loss": _mean(losses), "actor/kl": _mean(kls) if ref_logp is not None else math.nan,  # no reference when beta = 0
-        "actor/entropy": _mean(ents), "actor/grad_norm": _mean(gnorms), "actor/lr": sched.get_last_lr()[0],
+        "actor/loss": _mean([o["loss"] for o in out]),
+        "actor/kl": _mean([o["kl"] for o in out]) if run.algo.beta > 0 else math.nan,  # no reference when beta = 0
+        "actor/entropy": _mean([o["entropy"] for o in out]), "actor/grad_norm": _mean(gnorms), "actor/lr": be.lr,
         "actor/updates": float(len(gnorms)),
         "response/length": float(lengths.mean()) if lengths.numel() else 0.0,
         "response/truncated": float((roll.completion_mask[on][:, -1] == 1).float().mean())
         if roll.completion_mask.shape[1] >= rl.max_new_tokens and lengths.numel() else 0.0,
         "time/rollout_s": t1 - t0, "time/update_s": time.perf_counter() - t1,
     })
-    if algo.modality_split:
-        mod = modality(roll)
+    mod = modality(roll)
+    if bool(mod.any()):  # text-prompted rows (TARS): reward per modality
         for name, m_id in (("speech", 0), ("text", 1)):
-            sel = rewards[(mod == m_id) & ~failed]
+            sel = b.rewards[(mod == m_id) & ~failed]
             metrics[f"reward/{name}"] = float(sel.mean()) if sel.numel() else math.nan
     return metrics
 
 
-def train_rl(cfg: Config, algo: Algorithm, policy: Model, proc: SpeechProcessor, train: list[Sample], out: Path,
-             log_metrics: Any = None, desc: str = "rl") -> dict[str, Any]:
-    """Run ``cfg.rl.steps`` rollout batches from ``policy`` (the SFT model).
+def make_run(cfg: Config, algo: Algorithm, policy: Model, proc: SpeechProcessor, train: list[Sample]) -> RLRun:
+    """Reference, backend (policy + AdamW + lr schedule) and seeded sampler of an RL job from the SFT model.
 
     The reference is a frozen copy of it, or, for a LoRA policy (peft), the policy with its adapter
-    disabled; no reference when the preset's beta is 0."""
+    disabled; none when the preset's beta is 0."""
     rl = cfg.rl
     torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
     lora = hasattr(policy, "disable_adapter")
     ref = None if lora or algo.beta == 0 else copy.deepcopy(policy).eval().requires_grad_(False)
     policy.eval()  # dropout off: sampling and update see the same policy
-    opt = adamw(policy, rl.lr, 0.0)
-    sched = warmup_cosine(opt, rl.warmup_steps, rl.steps) if rl.schedule == "cosine" else warmup_constant(opt, rl.warmup_steps)
+    schedule = cosine_schedule(rl.warmup_steps, rl.steps) if rl.schedule == "cosine" else constant_schedule(rl.warmup_steps)
+    be = make_backend(cfg, policy, OptimSpec(rl.lr, 0.0, rl.grad_clip, schedule))
+    if rl.prompts_per_step < be.world:
+        raise ConfigError(f"rl.prompts_per_step={rl.prompts_per_step} is smaller than the {be.world} ranks of this job: "
+                          f"every rank samples at least one prompt; use rl.prompts_per_step >= {be.world}")
+    return RLRun(cfg, algo, be, proc, train, random.Random(cfg.seed), ref)
+
+
+def train_rl(cfg: Config, algo: Algorithm, policy: Model, proc: SpeechProcessor, train: list[Sample], out: Path,
+             log_metrics: Any = None, desc: str = "rl") -> dict[str, Any]:
+    """Run ``cfg.rl.steps`` rollout batches from ``policy`` (the SFT model); rank 0 logs, all save."""
+    rl = cfg.rl
+    run = make_run(cfg, algo, policy, proc, train)
     start, history = time.perf_counter(), []
-    with Progress(rl.steps, desc, rl.log_every) as prog:
+    with Progress(rl.steps, desc, rl.log_every, enabled=run.be.is_main) as prog:
         for n in range(1, rl.steps + 1):
-            m = rl_step(cfg, algo, policy, ref, proc, train, opt, sched, rng)
+            run.step = n
+            m = rl_step(run)
             history.append({"step": n, **{k: m.get(k, math.nan) for k in HISTORY_KEYS}})
-            if log_metrics:
+            if log_metrics and run.be.is_main:
                 log_metrics(m, n)
             prog.update(reward=m["reward/mean"], kl=m.get("actor/kl", math.nan), len=m.get("response/length", math.nan))
-    save(policy, proc, out)
+    run.be.save_model(proc, out)
     tenth = max(1, len(history) // 10)
     first = [h["reward/mean"] for h in history[:tenth] if not math.isnan(h["reward/mean"])]
     last = [h["reward/mean"] for h in history[-tenth:] if not math.isnan(h["reward/mean"])]
-    return {"steps": rl.steps, "seconds": time.perf_counter() - start, "reward_first_10pct": _mean(first),
-            "reward_last_10pct": _mean(last), "history": history}
+    return {"steps": rl.steps, "seconds": time.perf_counter() - start, "ranks": run.be.world,
+            "reward_first_10pct": _mean(first), "reward_last_10pct": _mean(last), "history": history}

@@ -14,9 +14,11 @@ is encoded unpadded (:func:`speechrl.models.build.merged_embeds`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 
 import torch
+from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
 from speechrl.audio.features import FEATURE_DIM
 from speechrl.models.build import Model, core, merged_embeds
@@ -54,18 +56,56 @@ def completion_mask(ids: torch.Tensor, eos_id: int) -> torch.Tensor:
     return (~after).long()
 
 
+class RowNoise(LogitsProcessor):
+    """Gumbel-max sampling with one random stream per completion row.
+
+    Adds Gumbel(0, 1) noise drawn from row b's own generator (seeded by ``seeds[b]``) to the processed
+    scores; greedy decoding of ``scores + noise`` then samples from softmax(scores) (Gumbel 1954; the
+    Gumbel-max trick). A completion therefore depends only on its own seed, not on which other prompts
+    share its batch, its rank or the number of ranks: 1 process and N ranks sample the same tokens.
+    """
+
+    def __init__(self, seeds: list[int], device: torch.device | str) -> None:
+        self.gens = [torch.Generator(device=device).manual_seed(s) for s in seeds]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        u = torch.stack([torch.rand(scores.shape[-1], generator=g, device=scores.device) for g in self.gens])
+        gumbel = -torch.log(-torch.log(u.clamp(min=1e-20, max=1 - 1e-7)))
+        return scores + gumbel.to(scores.dtype)
+
+
+def row_seeds(key: str, rows: int) -> list[int]:
+    """``rows`` 63-bit seeds derived from ``key`` (e.g. "seed:step:draw:prompt"), one per completion."""
+    return [int.from_bytes(hashlib.blake2b(f"{key}:{j}".encode(), digest_size=8).digest(), "little") >> 1
+            for j in range(rows)]
+
+
 @torch.no_grad()
 def sample(model: Model, proc: SpeechProcessor, samples: list[Sample], group_size: int, *, do_sample: bool = True,
-           temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 40) -> Rollout:
+           temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 40, keys: list[str] | None = None) -> Rollout:
+    """``group_size`` completions of each prompt. With ``keys`` (one per prompt) sampling is keyed per
+    completion (:class:`RowNoise`) and so independent of batching and ranks; without, it draws from
+    torch's global generator (HF sampling)."""
     batch = collate(proc, samples, with_answers=False, device=model.device)
     batch.pop("position_ids")  # generate derives positions from the attention mask
     embeds = merged_embeds(model, batch)  # encoder once per prompt, not once per completion
     gen_kwargs = dict(do_sample=do_sample, max_new_tokens=max_new_tokens, num_return_sequences=group_size,
                       return_dict_in_generate=True, output_logits=True,
                       pad_token_id=proc.tokenizer.pad_token_id, eos_token_id=proc.tokenizer.eos_token_id)
-    if do_sample:
-        gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
-    out = model.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"], **gen_kwargs)
+    if do_sample and keys is not None:
+        if len(keys) != len(samples):
+            raise ValueError(f"{len(keys)} sampling keys for {len(samples)} prompts")
+        procs = [TemperatureLogitsWarper(temperature)] + ([TopPLogitsWarper(top_p)] if top_p < 1 else [])
+        seeds = [s for k in keys for s in row_seeds(k, group_size)]
+        gen_kwargs.update(do_sample=False, num_return_sequences=1,  # greedy over noisy scores: rows expanded here
+                          logits_processor=LogitsProcessorList([*procs, RowNoise(seeds, model.device)]))
+        embeds = embeds.repeat_interleave(group_size, dim=0)
+        attention = batch["attention_mask"].repeat_interleave(group_size, dim=0)
+    else:
+        attention = batch["attention_mask"]
+        if do_sample:
+            gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
+    out = model.generate(inputs_embeds=embeds, attention_mask=attention, **gen_kwargs)
     ids = out.sequences  # with inputs_embeds only, generate returns just the new tokens
     mask = completion_mask(ids, proc.tokenizer.eos_token_id)
     logits = torch.stack(out.logits, dim=1).float()
@@ -105,7 +145,7 @@ def _pad_cols(x: torch.Tensor, width: int, value: float, left: bool = False) -> 
 def with_reference(r: Rollout, proc: SpeechProcessor) -> Rollout:
     """Append each prompt's first reference (answer + eos) as an off-policy member: n -> n + 1.
 
-    MP-GRPO (seed 000, LUFFY style): pi_old := 1 for that row, i.e. old_logp = 0, so its ratio is
+    MP-GRPO (Elmakies et al. 2025, arXiv 2509.16990; LUFFY style): pi_old := 1 for that row, i.e. old_logp = 0, so its ratio is
     pi_theta itself; the policy loss skips clipping on ``off_policy`` rows.
     """
     n, dev = r.group_size, r.completion_ids.device

@@ -1,0 +1,84 @@
+"""A few SFT or RL steps on the tiny model through the real loops, on any backend and number of ranks.
+
+Run as one process (``python ds_worker.py ...``) or as ranks (``torchrun --nproc-per-node 2 ds_worker.py ...``);
+rank 0 writes the per-step losses and the final parameters to ``--out`` (a torch file) for the parity tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from conftest import tiny_dict  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--jobs", required=True, help="comma-separated: sft, sft_more, rl:<preset>")
+    p.add_argument("--backend", default="local")
+    p.add_argument("--ds-config", default="config/deepspeed/zero2.json")
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--steps", type=int, default=3)
+    p.add_argument("--model", required=True)
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--local_rank", type=int, default=0)  # the deepspeed launcher passes it
+    a = p.parse_args()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    results = {}
+    for job in a.jobs.split(","):
+        results[job] = run_job(job, a)
+    if int(os.environ.get("RANK", 0)) == 0:
+        torch.save(results, a.out)
+
+
+def run_job(job: str, a: argparse.Namespace) -> dict:
+    """One job from the base model; rank 0 returns its per-step losses and final parameters."""
+    from speechrl.algos import resolve
+    from speechrl.config import parse_config
+    from speechrl.models.build import load
+    from speechrl.training.data import load_split
+
+    work = Path(a.out).parent / f"work-{os.environ.get('RANK', '0')}" / job.replace(":", "-")
+    d = tiny_dict(work)
+    d["sft"].update({"max_steps": a.steps, "grad_accum": a.grad_accum, "eval_every": a.steps, "patience": 10})
+    d["rl"].update({"rewards": {"chrf": 1.0}, "steps": a.steps, "grad_accum": a.grad_accum, "prompts_per_step": 4,
+                    "group_size": 4, "lr": 1e-3, "max_new_tokens": 6})
+    d["train"] = {"backend": a.backend, "deepspeed_config": a.ds_config}
+    cfg = parse_config(d)
+    torch.manual_seed(0)
+    model, proc = load(a.model)
+    train = load_split(Path(a.data), "train", proc)
+    losses: list[float] = []
+
+    def log_metrics(m: dict, step: int) -> None:
+        losses.append(m.get("actor/loss", m.get("train/loss")))
+
+    out_model = work / "model"
+    kind, _, preset = job.partition(":")
+    if kind == "sft":
+        from speechrl.training.sft import train_sft
+
+        train_sft(cfg, model, proc, train, load_split(Path(a.data), "valid", proc), out_model, log_metrics)
+    elif kind == "sft_more":
+        from speechrl.training.sft import continue_sft
+
+        continue_sft(cfg, model, proc, train, out_model, steps=a.steps, batch_size=8, lr=1e-3, log_metrics=log_metrics)
+    else:
+        from speechrl.training.rl import train_rl
+
+        train_rl(cfg, resolve(preset, cfg.rl), model, proc, train, out_model, log_metrics)
+    if int(os.environ.get("RANK", 0)) != 0:
+        return {}
+    final, _ = load(out_model)
+    return {"losses": losses, "params": {k: v.detach().clone() for k, v in final.named_parameters()}}
+
+
+if __name__ == "__main__":
+    main()
