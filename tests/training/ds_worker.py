@@ -23,6 +23,7 @@ def main() -> None:
     p.add_argument("--backend", default="local")
     p.add_argument("--ds-config", default="config/deepspeed/zero2.json")
     p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--precision", default="fp32")
     p.add_argument("--steps", type=int, default=3)
     p.add_argument("--model", required=True)
     p.add_argument("--data", required=True)
@@ -50,7 +51,7 @@ def run_job(job: str, a: argparse.Namespace) -> dict:
     d["sft"].update({"max_steps": a.steps, "grad_accum": a.grad_accum, "eval_every": a.steps, "patience": 10})
     d["rl"].update({"rewards": {"chrf": 1.0}, "steps": a.steps, "grad_accum": a.grad_accum, "prompts_per_step": 4,
                     "group_size": 4, "lr": 1e-3, "max_new_tokens": 6})
-    d["train"] = {"backend": a.backend, "deepspeed_config": a.ds_config}
+    d["train"] = {"backend": a.backend, "deepspeed_config": a.ds_config, "precision": a.precision}
     cfg = parse_config(d)
     torch.manual_seed(0)
     model, proc = load(a.model)

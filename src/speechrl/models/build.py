@@ -129,8 +129,9 @@ def merged_embeds(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tor
     ids = batch["input_ids"]
     is_audio = ids == inner.config.audio_token_id
     embeds = inner.get_input_embeddings()(torch.where(is_audio, torch.zeros_like(ids), ids))
+    feats = batch["input_features"].to(embeds.dtype)  # bf16 / fp16 weights under DeepSpeed take features in their dtype
     clips = [
-        inner.get_audio_features(batch["input_features"][i:i + 1, :n], return_dict=True).pooler_output[0]
+        inner.get_audio_features(feats[i:i + 1, :n], return_dict=True).pooler_output[0]
         for i, n in enumerate(batch["feature_lengths"].tolist()) if n > 0
     ]
     if clips:

@@ -180,6 +180,11 @@ class DeepSpeedBackend:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(opt, spec.schedule)
         self.engine, self.optimizer, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=cfg)
         self.model = self.engine.module
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
+        if dtype is not None:  # DeepSpeed casts parameters only; BatchNorm statistics must follow (CPU kernels insist)
+            for b in self.model.buffers():
+                if b.is_floating_point():
+                    b.data = b.data.to(dtype)
 
     def backward(self, loss: torch.Tensor) -> None:
         # The loops call the module, not engine.forward, which is where DeepSpeed marks a new micro-batch;
