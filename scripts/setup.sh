@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-APT_PKGS="espeak-ng sox libsndfile1 wordnet-base wordnet-sense-index"
+APT_PKGS="espeak-ng sox libsndfile1 wordnet-base wordnet-sense-index slurm-wlm slurmctld slurmd slurm-client munge"  # slurm + munge: the SLURM tests start a single-node cluster
 
 need_apt=0
 for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || need_apt=1; done

@@ -57,6 +57,7 @@ def all_rl_runs():
 # ---- Site: resources and launcher of each job kind ---------------------------------------------
 # From the site file (config/site.yaml, or --config site=PATH; schema workflow/schemas/site.schema.yaml;
 # README "Running on a cluster"). Each rule names its job kind, e.g.
+#     localrule: job_local("rl")
 #     threads: job_threads("rl")
 #     resources: **job_resources("rl")
 #     params: launch=launcher("rl")      shell: "{params.launch}speechrl rl ..."
@@ -93,11 +94,16 @@ def site_job(kind):
     ranks = job.get("ranks") or max(gpus, 1)
     cpus = job.get("cpus_per_task") or cl.get("cpus_per_task") or RANK_THREADS.get(kind, 1) * ranks
     pick = lambda key, default: default if job.get(key) is None else job[key]
-    return {"nodes": nodes, "gpus": gpus, "ranks": ranks, "cpus": cpus,
+    return {"local": job.get("local", False), "nodes": nodes, "gpus": gpus, "ranks": ranks, "cpus": cpus,
             "mem_mb": job.get("mem_mb") or cl.get("mem_mb", 4000), "runtime": job.get("runtime") or cl.get("runtime", 60),
             "partition": pick("partition", cl.get("partition", "")), "account": pick("account", cl.get("account", "")),
             "constraint": pick("constraint", cl.get("constraint", "")), "slurm_extra": pick("slurm_extra", cl.get("slurm_extra", "")),
             "rdzv_port": cl.get("rdzv_port", 29500)}
+
+
+def job_local(kind):
+    """True when the site runs this job kind on the host running snakemake (localrule), not through SLURM."""
+    return bool(site_job(kind)["local"])
 
 
 def job_threads(kind):

@@ -11,6 +11,7 @@ rule data:
         ENV
     log:
         "logs/data/{task}.log",
+    localrule: job_local("data")
     threads: job_threads("data")
     resources:
         **job_resources("data"),

@@ -14,6 +14,7 @@ rule evaluate:
         ENV
     log:
         "logs/evaluate/{task}/{system}/s{seed}.log",
+    localrule: job_local("evaluate")
     threads: job_threads("evaluate")
     resources:
         **job_resources("evaluate"),

@@ -11,6 +11,7 @@ rule resolve_config:
         ENV
     log:
         "logs/resolve_config.log",
+    localrule: job_local("pipeline")
     threads: job_threads("pipeline")
     resources:
         **job_resources("pipeline"),
@@ -27,6 +28,7 @@ rule tracking_init:
         ENV
     log:
         "logs/tracking_init.log",
+    localrule: job_local("pipeline")
     threads: job_threads("pipeline")
     resources:
         **job_resources("pipeline"),

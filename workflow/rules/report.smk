@@ -15,6 +15,7 @@ rule report:
         ENV
     log:
         "logs/report.log",
+    localrule: job_local("report")
     threads: job_threads("report")
     resources:
         **job_resources("report"),

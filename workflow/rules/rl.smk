@@ -14,6 +14,7 @@ rule rl:
         ENV
     log:
         "logs/rl/{task}/{rlsys}/s{seed}.log",
+    localrule: job_local("rl")
     threads: job_threads("rl")
     resources:
         **job_resources("rl"),
@@ -36,6 +37,7 @@ rule sft_more:
         ENV
     log:
         "logs/sft_more/{task}/s{seed}.log",
+    localrule: job_local("sft_more")
     threads: job_threads("sft_more")
     resources:
         **job_resources("sft_more"),

@@ -12,6 +12,7 @@ rule init_model:
         ENV
     log:
         "logs/init_model.log",
+    localrule: job_local("init_model")
     threads: job_threads("init_model")
     resources:
         **job_resources("init_model"),
@@ -34,6 +35,7 @@ rule sft:
         ENV
     log:
         "logs/sft/{task}.log",
+    localrule: job_local("sft")
     threads: job_threads("sft")
     resources:
         **job_resources("sft"),
