@@ -19,7 +19,7 @@ from conftest import tiny_dict  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--jobs", required=True, help="comma-separated: sft, sft_more, rl:<preset>")
+    p.add_argument("--jobs", required=True, help="comma-separated: sft, sft_more, rl:<preset>, rl:<preset>+mb<N> (N minibatches)")
     p.add_argument("--backend", default="local")
     p.add_argument("--ds-config", default="config/deepspeed/zero2.json")
     p.add_argument("--grad-accum", type=int, default=1)
@@ -52,6 +52,10 @@ def run_job(job: str, a: argparse.Namespace) -> dict:
     d["rl"].update({"rewards": {"chrf": 1.0}, "steps": a.steps, "grad_accum": a.grad_accum, "prompts_per_step": 4,
                     "group_size": 4, "lr": 1e-3, "max_new_tokens": 6})
     d["train"] = {"backend": a.backend, "deepspeed_config": a.ds_config, "precision": a.precision}
+    kind, _, preset = job.partition(":")
+    preset, _, minibatches = preset.partition("+mb")
+    if minibatches:  # more minibatches than groups per rank: some rank gets none (weight-0 stand-in)
+        d["rl"].update({"minibatches": int(minibatches), "grad_accum": 1})
     cfg = parse_config(d)
     torch.manual_seed(0)
     model, proc = load(a.model)
@@ -62,7 +66,6 @@ def run_job(job: str, a: argparse.Namespace) -> dict:
         losses.append(m.get("actor/loss", m.get("train/loss")))
 
     out_model = work / "model"
-    kind, _, preset = job.partition(":")
     if kind == "sft":
         from speechrl.training.sft import train_sft
 

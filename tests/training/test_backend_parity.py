@@ -2,7 +2,9 @@
 
 Each run goes through the real loops (``ds_worker.py``: train_sft / train_rl with the backend from config),
 3 optimiser steps, AdamW lr 1e-3, fp32. The single process takes one micro-batch per step, the ranks 2
-micro-batches each, so the comparison also covers the global normalisers and the sharded sampling.
+micro-batches each, so the comparison also covers the global normalisers and the sharded sampling;
+``rl:dapo`` covers batch shapers on the gathered batch, ``rl:grpo+mb4`` minibatches of one group
+(one rank runs a weight-0 stand-in).
 Dropout is off in the compared model (dropout masks cannot be rank-invariant); BatchNorm running
 statistics are buffers, not parameters, and are not compared.
 """
@@ -21,7 +23,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("ds_worker.py")
-JOBS = "sft,rl:grpo,rl:gspo_segment_logprob,rl:leaf,rl:mp_grpo,rl:tars"
+JOBS = "sft,sft_more,rl:grpo,rl:gspo_segment_logprob,rl:leaf,rl:mp_grpo,rl:tars,rl:dapo,rl:grpo+mb4"
 pytestmark = pytest.mark.distributed
 
 
@@ -77,7 +79,7 @@ def test_two_deepspeed_ranks_match_one_process(zero, single, no_dropout_model, t
         param_diff = max(float((ref["params"][k] - got["params"][k]).abs().max()) for k in ref["params"])
         moved = max(float((ref["params"][k] - base[k]).abs().max()) for k in ref["params"])
         report[job] = (loss_diff, param_diff, moved)
-        assert len(got["losses"]) == len(ref["losses"]) == 3, job
+        assert len(got["losses"]) == len(ref["losses"]) >= 3, job
         assert moved > 1e-4, f"{job}: the parameters did not move ({moved:.2e}); the comparison would be vacuous"
         assert loss_diff < 1e-5 and param_diff < 1e-5, f"{zero} {job}: loss diff {loss_diff:.2e}, param diff {param_diff:.2e}"
     print(f"\n{zero} vs 1 process (max |loss diff|, max |param diff|, max |param change|):")

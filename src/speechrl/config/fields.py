@@ -279,10 +279,13 @@ class Config:
         groups = self.rl.prompts_per_step
         if groups % self.rl.minibatches:
             raise ConfigError(f"rl.minibatches={self.rl.minibatches} must divide rl.prompts_per_step={groups} (minibatches hold whole groups)")
-        if self.sft.batch_size % self.sft.grad_accum:
-            raise ConfigError(f"sft.grad_accum={self.sft.grad_accum} must divide sft.batch_size={self.sft.batch_size}")
-        if (groups // self.rl.minibatches) % self.rl.grad_accum:
-            raise ConfigError(f"rl.grad_accum={self.rl.grad_accum} must divide the groups per minibatch ({groups} // {self.rl.minibatches})")
+        # Micro-batches need not be equal (global normalisers make any split exact), only non-empty.
+        if self.sft.grad_accum > self.sft.batch_size:
+            raise ConfigError(f"sft.grad_accum={self.sft.grad_accum} exceeds sft.batch_size={self.sft.batch_size}: "
+                              f"some micro-batches would be empty; use sft.grad_accum <= {self.sft.batch_size}")
+        if self.rl.grad_accum > groups // self.rl.minibatches:
+            raise ConfigError(f"rl.grad_accum={self.rl.grad_accum} exceeds the groups per minibatch ({groups} // {self.rl.minibatches}): "
+                              f"some micro-batches would be empty; use rl.grad_accum <= {groups // self.rl.minibatches}")
         if self.data.source == "synthetic" and self.model.pretrained:
             raise ConfigError("model.pretrained is set but data.source is 'synthetic': the synthetic tasks use a locally trained tokenizer; leave model.pretrained empty")
         if self.train.precision != "fp32" and self.train.backend != "deepspeed":
