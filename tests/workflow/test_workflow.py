@@ -116,7 +116,7 @@ def test_lint_and_dry_run_are_clean(tmp_path: Path):
 @pytest.mark.parametrize("experiment", ["grpo_sallm", "leaf"])
 def test_real_experiment_dag_has_gpu_resources(tmp_path: Path, experiment: str):
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    cmd = [str(BIN / "snakemake"), "-n", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
+    cmd = [str(BIN / "snakemake"), "-n", "-p", "-s", str(ROOT / "Snakefile"), "--directory", str(tmp_path),
            "--configfile", str(ROOT / "config" / "experiments" / f"{experiment}.yaml"),
            "--config", f"site={ROOT / 'config' / 'site.h100.yaml'}"]  # resources come from the site file
     dry = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -125,6 +125,7 @@ def test_real_experiment_dag_has_gpu_resources(tmp_path: Path, experiment: str):
     for rule in ("sft:", "rl:", "sft_more:"):
         blocks = [j for j in jobs if j.startswith(rule)]
         assert blocks and all("gpu=4" in b and "runtime=1440" in b for b in blocks), rule
+        assert all("torchrun --standalone --nnodes 1 --nproc-per-node 4 --no-python speechrl" in b for b in blocks), rule
     assert all("gpu=1" in j for j in jobs if j.startswith("evaluate:"))
     rl = {line.split("rlsys=")[1].split(",")[0] for j in jobs if j.startswith("rl:") for line in j.splitlines() if "rlsys=" in line}
     assert rl == ({"grpo", "mp_grpo", "grpo-rouge_l", "grpo-meteor", "grpo-bertscore"} if experiment == "grpo_sallm" else {"grpo", "leaf"})
