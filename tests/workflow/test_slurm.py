@@ -28,7 +28,7 @@ BIN = Path(sys.executable).parent
 HERE = ROOT / "tests" / "workflow"
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
 
-pytestmark = pytest.mark.slurm
+pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 
 def snakemake_slurm(workdir: Path, configs: list[str], site: str, *args: str) -> "Run":
