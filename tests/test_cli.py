@@ -91,3 +91,18 @@ def test_bad_config_and_unknown_algorithm(tmp_path, capsys, tiny_data, tiny_mode
 def test_resolve_config_json_matches_file(tmp_path, cfg_file):
     main(["resolve-config", "--json", json.dumps(yaml.safe_load(cfg_file.read_text())), "--out", str(tmp_path / "r.yaml")])
     assert (tmp_path / "r.yaml").read_text() == cfg_file.read_text()
+
+
+def test_resolve_config_slice_keeps_the_slice_and_defaults_the_rest(tmp_path, cfg_file, capsys):
+    from speechrl.config import load_config
+
+    full = load_config(cfg_file)
+    out = tmp_path / "rl-leaf.yaml"
+    main(["resolve-config", "--config", str(cfg_file), "--slice", "rl-leaf", "--out", str(out)])
+    text = out.read_text()
+    assert text.startswith("# Config slice 'rl-leaf'")
+    part = load_config(out)  # the comment header is plain YAML: every stage reads the file as before
+    assert part.rl.algorithms == ["leaf"] and part.rl.group_size == full.rl.group_size and part.rl.steps == full.rl.steps
+    assert part.sft == parse_config({}).sft and part.suite == parse_config({}).suite
+    code, err = _run(["resolve-config", "--config", str(cfg_file), "--slice", "rl_leaf", "--out", str(out)], capsys)
+    assert code == 2 and "unknown config slice 'rl_leaf'; valid: tracking, data" in err

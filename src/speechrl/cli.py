@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from speechrl.audio.io import AudioError
-from speechrl.config import Config, ConfigError, dump_config, load_config, parse_config, schema_yaml
+from speechrl.config import Config, ConfigError, dump_config, load_config, parse_config, schema_yaml, slice_config
 from speechrl.data.manifest import ManifestError
 from speechrl.io import write_json, write_text
 from speechrl.progress import setup_logging
@@ -64,8 +64,13 @@ def cmd_resolve_config(a: argparse.Namespace) -> None:
         cfg = parse_config(json.loads(a.json))
     else:
         cfg = load_config(*a.config)
-    write_text(a.out, dump_config(cfg))
-    log.info(f"resolved config {cfg.hash()} -> {a.out}")
+    what, header = "resolved config", ""
+    if a.slice:  # the part one job reads; every other key reset to its default (speechrl.config.slices)
+        cfg, what = slice_config(cfg, a.slice), f"config slice {a.slice}"
+        header = (f"# Config slice '{a.slice}': the keys its jobs read; every other key is the default, not the suite's\n"
+                  f"# value (speechrl.config.slices). Written by `speechrl resolve-config --slice {a.slice}`.\n")
+    write_text(a.out, header + dump_config(cfg))
+    log.info(f"{what} {cfg.hash()} -> {a.out}")
 
 
 def cmd_schema(a: argparse.Namespace) -> None:
@@ -271,6 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("resolve-config", help="merge/validate config files (or --json) into one resolved YAML")
     r.add_argument("--config", nargs="*", default=[])
     r.add_argument("--json", help="the whole config as JSON (what Snakemake passes)")
+    r.add_argument("--slice", help="write only the config slice one pipeline job reads (data, sft, rl-<system>, ...; "
+                   "see speechrl.config.slices): keys outside it take their defaults")
     r.add_argument("--out", required=True)
     r.set_defaults(fn=cmd_resolve_config, needs_config=False)
     s = sub.add_parser("schema", help="print (or --out) the JSON schema generated from the config dataclasses")

@@ -40,10 +40,12 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def _client(cfg: Config) -> Any:
+def _client(cfg: Config, info: dict[str, Any] | None = None) -> Any:
+    """MLflow client; a job uses the URI its pipeline run file names (written by tracking-init), so
+    jobs need no tracking keys in their config slice (speechrl.config.slices)."""
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri(cfg))
+    mlflow.set_tracking_uri((info or {}).get("uri") or tracking_uri(cfg))
     return mlflow.MlflowClient()
 
 
@@ -121,7 +123,7 @@ def job_run(cfg: Config, pipeline_file: Path | None, stage: str, name: str) -> I
     if not cfg.tracking.enabled or not info.get("enabled"):
         yield JobRun()
         return
-    client = _client(cfg)
+    client = _client(cfg, info)
     run = client.create_run(info["experiment_id"], run_name=name,
                             tags={"mlflow.parentRunId": info["run_id"], "speechrl.stage": stage,
                                   "speechrl.config_hash": cfg.hash()})
@@ -142,7 +144,7 @@ def finish_pipeline(cfg: Config, pipeline_file: Path, artifacts: list[Path]) -> 
     info = read_json(pipeline_file)
     if not cfg.tracking.enabled or not info.get("enabled"):
         return
-    client = _client(cfg)
+    client = _client(cfg, info)
     for p in artifacts:
         if p.is_dir():
             client.log_artifacts(info["run_id"], str(p), p.name)

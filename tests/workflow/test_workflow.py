@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -40,7 +41,9 @@ def test_report_and_logs(run: Path):
     html = (report / "index.html").read_text()
     assert "GRPO" in html and "BLEU" in html and "SFT" in html
     assert (report / "tables.md").exists() and "\\begin{tabular}" in (report / "tables.tex").read_text()
+    slices = ["tracking", "data", "init_model", "sft", "sft_more", "evaluate", *(f"rl-{s}" for s in RL["sqa"])]
     expected = {"resolve_config.log", "tracking_init.log", "init_model.log", "report.log", "data/sqa.log", "data/ast.log",
+                *(f"config/{s}.log" for s in slices),
                 "sft/sqa.log", "sft/ast.log",
                 *(f"rl/{t}/{s}/s{sd}.log" for t in TASKS for s in RL[t] for sd in SEEDS),
                 *(f"sft_more/{t}/s{sd}.log" for t in TASKS for sd in SEEDS),
@@ -56,11 +59,27 @@ def test_report_and_logs(run: Path):
 
 
 @pytest.mark.workflow
-def test_every_job_writes_a_manifest_with_one_config_hash(run: Path):
+def test_every_job_writes_a_manifest_with_one_config_hash_per_slice(run: Path):
+    from speechrl.config import load_config
+
     manifests = [json.loads(p.read_text()) for p in (run / "results").rglob("manifest.json")]
     assert sorted({m["stage"] for m in manifests}) == sorted([*JOBS, "report"])
-    # one suite config; --seed N jobs and the reward-ablation jobs record their own effective config
-    assert len({m["config_hash"] for m in manifests if m["seed"] == 0 and m["stage"] != "rl"}) == 1
+    # each job records the config it ran with: its slice (results/config/<slice>.yaml; the report: the
+    # whole config results/config.yaml), with --seed N for the RL, control and evaluation jobs
+    by_file: dict[str, set[str]] = {}
+    for m in manifests:
+        argv = m["command"]
+        path = argv[argv.index("--config") + 1]
+        cfg = load_config(run / path)
+        if "--seed" in argv:
+            cfg = dataclasses.replace(cfg, seed=int(argv[argv.index("--seed") + 1]))
+        assert m["config_hash"] == cfg.hash() and m["config"] == cfg.to_dict(), path
+        if m["seed"] == 0:
+            by_file.setdefault(path, set()).add(m["config_hash"])
+    assert {Path(p).stem for p in by_file} == {"data", "init_model", "sft", "sft_more", "evaluate", "rl-grpo", "rl-leaf",
+                                               "rl-grpo-rouge_l", "config"}
+    assert all(len(h) == 1 for h in by_file.values())  # one hash per slice (and seed)
+    assert len(set.union(*by_file.values())) == len(by_file)  # slices differ from each other
     assert {m["seed"] for m in manifests if m["stage"] in ("rl", "sft_more", "evaluate")} == set(SEEDS)
     assert {m["seed"] for m in manifests if m["stage"] in ("data", "init_model", "sft")} == {0}
     for m in manifests:

@@ -3,8 +3,8 @@
 
 rule data:
     input:
-        cfg=CFG,
-        track=TRACK,
+        cfg=f"{CFG_DIR}/data.yaml",
+        track=ancient(TRACK),  # bookkeeping: a new pipeline run reruns nothing
     output:
         directory(f"{R}/data/{{task}}"),
     conda:

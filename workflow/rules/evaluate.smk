@@ -3,8 +3,8 @@
 
 rule evaluate:
     input:
-        cfg=CFG,
-        track=TRACK,
+        cfg=f"{CFG_DIR}/evaluate.yaml",
+        track=ancient(TRACK),  # bookkeeping: a new pipeline run reruns nothing
         data=f"{R}/data/{{task}}",
         model=system_model,
     output:

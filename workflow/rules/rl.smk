@@ -4,8 +4,8 @@
 
 rule rl:
     input:
-        cfg=CFG,
-        track=TRACK,
+        cfg=f"{CFG_DIR}/rl-{{rlsys}}.yaml",
+        track=ancient(TRACK),  # bookkeeping: a new pipeline run reruns nothing
         data=f"{R}/data/{{task}}",
         model=f"{R}/sft/{{task}}",
     output:
@@ -27,8 +27,8 @@ rule rl:
 
 rule sft_more:
     input:
-        cfg=CFG,
-        track=TRACK,
+        cfg=f"{CFG_DIR}/sft_more.yaml",
+        track=ancient(TRACK),  # bookkeeping: a new pipeline run reruns nothing
         data=f"{R}/data/{{task}}",
         model=f"{R}/sft/{{task}}",
     output:

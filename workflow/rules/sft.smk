@@ -3,8 +3,8 @@
 
 rule init_model:
     input:
-        cfg=CFG,
-        track=TRACK,
+        cfg=f"{CFG_DIR}/init_model.yaml",
+        track=ancient(TRACK),  # bookkeeping: a new pipeline run reruns nothing
         data=expand(f"{R}/data/{{task}}", task=TASKS),
     output:
         directory(f"{R}/models/base"),
@@ -25,8 +25,8 @@ rule init_model:
 
 rule sft:
     input:
-        cfg=CFG,
-        track=TRACK,
+        cfg=f"{CFG_DIR}/sft.yaml",
+        track=ancient(TRACK),  # bookkeeping: a new pipeline run reruns nothing
         data=f"{R}/data/{{task}}",
         model=f"{R}/models/base",
     output:

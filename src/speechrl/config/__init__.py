@@ -4,6 +4,7 @@
   the cross-field checks (:meth:`Config.check`). Read this to learn what a config can say.
 * :mod:`speechrl.config.parser`: YAML loading, deep merge, type coercion and validation
   (:func:`load_config`, :func:`parse_config`, :func:`from_dict`, :func:`dump_config`).
+* :mod:`speechrl.config.slices`: the part of the config each pipeline job reads (its rerun trigger).
 * :mod:`speechrl.config.schema`: the JSON schema at ``workflow/schemas/config.schema.yaml``
   (:func:`schema_yaml`; ``speechrl schema`` regenerates it).
 """
@@ -27,7 +28,7 @@ from speechrl.config.fields import (
     opt,
     section,
 )
-from speechrl.config.parser import deep_merge, dump_config, from_dict, load_config, parse_config
+from speechrl.config.parser import deep_merge, dump_config, from_dict, load_config, parse_config, slice_config
 from speechrl.config.schema import json_schema, schema_yaml
 
 __all__ = [
@@ -55,4 +56,5 @@ __all__ = [
     "parse_config",
     "schema_yaml",
     "section",
+    "slice_config",
 ]

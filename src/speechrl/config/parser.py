@@ -18,8 +18,9 @@ import yaml
 
 from speechrl.config.errors import ConfigError
 from speechrl.config.fields import Config
+from speechrl.config.slices import select
 
-__all__ = ["ConfigError", "deep_merge", "dump_config", "from_dict", "load_config", "parse_config"]
+__all__ = ["ConfigError", "deep_merge", "dump_config", "from_dict", "load_config", "parse_config", "slice_config"]
 
 
 def _registry_choices(kind: str) -> list[str]:
@@ -50,6 +51,8 @@ def _is_optional(tp: Any) -> tuple[bool, Any]:
 def _choices(meta: dict[str, Any]) -> list[Any] | None:
     c = meta.get("choices")
     if isinstance(c, str) and c.startswith("registry:"):
+        if not meta.get("registries", True):  # parse_config(..., registries=False)
+            return None
         return _registry_choices(c.split(":", 1)[1])
     return c
 
@@ -67,7 +70,7 @@ def _coerce(value: Any, tp: Any, key: str, meta: dict[str, Any]) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping (section), got {type(value).__name__}")
-        return from_dict(tp, value, prefix=key)
+        return from_dict(tp, value, prefix=key, registries=meta.get("registries", True))
     origin = _origin(tp)
     if origin is list:
         (item_tp,) = typing.get_args(tp)
@@ -108,8 +111,9 @@ def _scalar(value: Any, tp: Any, key: str, meta: dict[str, Any]) -> Any:
     return value
 
 
-def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from a (partial) mapping; missing keys take their defaults."""
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "", *, registries: bool = True) -> Any:
+    """Build dataclass ``cls`` from a (partial) mapping; missing keys take their defaults.
+    ``registries=False`` skips the registry-name checks (which import torch)."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs = {}
@@ -119,14 +123,28 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
             close = difflib.get_close_matches(str(key), list(fields), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise ConfigError(f"unknown config key '{path}'{hint}; valid keys here: {', '.join(fields)}")
-        kwargs[key] = _coerce(value, hints[key], path, dict(fields[key].metadata))
+        kwargs[key] = _coerce(value, hints[key], path, {**fields[key].metadata, "registries": registries})
     return cls(**kwargs)
 
 
-def parse_config(data: dict[str, Any] | None) -> Config:
-    cfg = from_dict(Config, data or {})
+def parse_config(data: dict[str, Any] | None, *, registries: bool = True) -> Config:
+    """Typed, checked :class:`Config` from a (partial) mapping. ``registries=False`` skips the
+    registry-name checks, so no torch import: the Snakefile validates this way when it builds the
+    DAG (the JSON schema it validates against lists the registry names)."""
+    cfg = from_dict(Config, data or {}, registries=registries)
     cfg.check()
     return cfg
+
+
+def slice_config(cfg: Config, name: str) -> Config:
+    """``cfg`` with every key outside config slice ``name`` reset to its default
+    (:mod:`speechrl.config.slices`); the result passes the same checks as a whole config."""
+    try:
+        return parse_config(select(cfg.to_dict(), name))
+    except KeyError as e:  # unknown slice name
+        raise ConfigError(e.args[0]) from None
+    except ConfigError as e:
+        raise ConfigError(f"config slice '{name}': {e}") from None
 
 
 def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> Config:
