@@ -9,13 +9,14 @@ and exit with status 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,11 +52,30 @@ def _runtime(cfg: Config) -> None:
 
 
 def _device(cfg: Config) -> str:
+    """The torch device of this process: ``cuda:LOCAL_RANK`` for a rank of a multi-GPU job."""
     import torch
 
-    if cfg.device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return cfg.device
+    device = cfg.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return f"cuda:{os.environ.get('LOCAL_RANK', 0)}" if device == "cuda" else device
+
+
+def _is_main() -> bool:
+    """Rank 0 of a multi-rank job (or a plain process): the one that writes outputs, manifests, MLflow."""
+    return int(os.environ.get("RANK", 0)) == 0
+
+
+@contextlib.contextmanager
+def _job(cfg: Config, tracking: str | None, stage: str, name: str) -> Iterator[Any]:
+    """The job's MLflow child run on rank 0; a stand-in that records nothing on the other ranks."""
+    from speechrl.tracking import JobRun, job_run
+
+    if not _is_main():
+        yield JobRun()
+        return
+    with job_run(cfg, tracking, stage, name) as run:
+        yield run
 
 
 # ------------------------------------------------------------------------------------- stages
@@ -133,7 +153,6 @@ def _load(cfg: Config, model_dir: str) -> Any:
 
 def cmd_sft(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.models.build import apply_lora
-    from speechrl.tracking import job_run
     from speechrl.training.data import load_split
     from speechrl.training.sft import train_sft
 
@@ -144,16 +163,14 @@ def cmd_sft(a: argparse.Namespace, cfg: Config) -> None:
     train = load_split(data, "train", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
     valid = load_split(data, "valid", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
     log.info(f"[sft {a.task}] {len(train)} train / {len(valid)} valid examples")
-    with job_run(cfg, a.tracking, "sft", f"sft:{a.task}") as run:
+    with _job(cfg, a.tracking, "sft", f"sft:{a.task}") as run:
         summary = train_sft(cfg, model, proc, train, valid, out / "model", run.metrics, desc=f"sft {a.task}")
-        write_json(out / "summary.json", summary)
-        _finish(out, cfg, "sft", [data, Path(a.model)], start, run)
+        _finish(out, cfg, "sft", [data, Path(a.model)], start, run, summary)
 
 
 def cmd_rl(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.algos import resolve
     from speechrl.models.build import apply_lora
-    from speechrl.tracking import job_run
     from speechrl.training.data import load_split
     from speechrl.training.rl import train_rl
 
@@ -171,15 +188,14 @@ def cmd_rl(a: argparse.Namespace, cfg: Config) -> None:
         model = apply_lora(model, cfg.model.lora)
     train = load_split(data, "train", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
     log.info(f"[rl {a.task} {a.algo}] {algo}")
-    with job_run(cfg, a.tracking, "rl", f"rl:{a.task}:{a.algo}:s{cfg.seed}") as run:
+    with _job(cfg, a.tracking, "rl", f"rl:{a.task}:{a.algo}:s{cfg.seed}") as run:
         run.tags({"speechrl.algorithm": a.algo, **{f"algo.{k}": v for k, v in algo.__dict__.items()}})
         summary = train_rl(cfg, algo, model, proc, train, out / "model", run.metrics, desc=f"rl {a.task} {a.algo}")
-        write_json(out / "summary.json", {"task": a.task, "system": a.algo, "seed": cfg.seed, "algorithm": algo.__dict__, **summary})
-        _finish(out, cfg, "rl", [data, Path(a.model)], start, run)
+        summary = {"task": a.task, "system": a.algo, "seed": cfg.seed, "algorithm": algo.__dict__, **summary}
+        _finish(out, cfg, "rl", [data, Path(a.model)], start, run, summary)
 
 
 def cmd_sft_more(a: argparse.Namespace, cfg: Config) -> None:
-    from speechrl.tracking import job_run
     from speechrl.training.data import load_split
     from speechrl.training.optim import COSINE_FLOOR
     from speechrl.training.sft import continue_sft
@@ -189,11 +205,10 @@ def cmd_sft_more(a: argparse.Namespace, cfg: Config) -> None:
     train = load_split(data, "train", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
     rl = cfg.rl
     lr = cfg.suite.control_lr or cfg.sft.lr * COSINE_FLOOR
-    with job_run(cfg, a.tracking, "sft_more", f"sft_more:{a.task}:s{cfg.seed}") as run:
+    with _job(cfg, a.tracking, "sft_more", f"sft_more:{a.task}:s{cfg.seed}") as run:
         summary = continue_sft(cfg, model, proc, train, out / "model", steps=rl.steps, batch_size=rl.prompts_per_step * rl.group_size,
                                lr=lr, log_metrics=run.metrics, desc=f"sft_more {a.task} s{cfg.seed}")
-        write_json(out / "summary.json", summary)
-        _finish(out, cfg, "sft_more", [data, Path(a.model)], start, run)
+        _finish(out, cfg, "sft_more", [data, Path(a.model)], start, run, summary)
 
 
 def cmd_evaluate(a: argparse.Namespace, cfg: Config) -> None:
@@ -249,8 +264,15 @@ def cmd_audit(a: argparse.Namespace) -> None:
         raise SystemExit(1)
 
 
-def _finish(out: Path, cfg: Config, stage: str, inputs: list[Path], start: float, run: Any) -> None:
+def _finish(out: Path, cfg: Config, stage: str, inputs: list[Path], start: float, run: Any,
+            summary: dict[str, Any] | None = None) -> None:
+    """The job's summary, config and manifest, logged to its MLflow run (rank 0 only)."""
     from speechrl.audit import write_manifest
+
+    if not _is_main():
+        return
+    if summary is not None:
+        write_json(out / "summary.json", summary)
 
     write_text(out / "config.yaml", dump_config(cfg))
     write_manifest(out, cfg, stage, inputs, start)
@@ -305,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    setup_logging()
+    setup_logging(logging.INFO if _is_main() else logging.WARNING)  # one progress log per job, not per rank
     args = build_parser().parse_args(argv)
     try:
         if args.needs_config:
