@@ -9,10 +9,11 @@ from workflow.slurm_cluster import SlurmCluster, SlurmError
 
 @pytest.fixture(scope="module")
 def slurm_cluster():
-    """A single-node slurm-wlm + munge cluster with one fake GPU, started for the module, stopped after.
+    """A slurm-wlm + munge cluster of two virtual nodes on this machine (the first with one fake GPU),
+    started for the module, stopped after.
 
     If it cannot start, the test fails with the reason (never skipped: CI must run the SLURM tests)."""
-    cluster = SlurmCluster(gpus=1)
+    cluster = SlurmCluster(gpus=1, nodes=2)
     try:
         cluster.start()
     except SlurmError as e:

@@ -6,7 +6,10 @@ munge): munged (as user munge), slurmctld, slurmd, with the settings measured in
 select/cons_tres with CR_Core_Memory, DefMemPerCPU, MinJobAge 600 (>= 120 so the executor plugin's squeue
 status command sees finished jobs; 600 keeps every job of a test module in `scontrol show job`),
 ReturnToService=2, the node line from `slurmd -C`, and one fake GPU (GRES gpu with File=/dev/null) so
-that `gpu=1` jobs are scheduled with their GRES.
+that `gpu=1` jobs are scheduled with their GRES. With nodes=2 it runs two slurmd (`slurmd -N n1`,
+`slurmd -N n2`, ports 17001/17002) on this host: two virtual nodes, each with all of this machine's
+CPUs (each slurmd checks its node line against the real hardware), so that a multi-node job really
+spreads over two nodes (srun starts one task on each).
 
 The configuration goes to /etc/slurm/slurm.conf: the plugin's job step strips SLURM_* variables
 (SLURM_CONF too) before its inner srun, so a config elsewhere is not found inside jobs.
@@ -42,20 +45,30 @@ def _run(*cmd: str, check: bool = True, timeout: float = 30) -> subprocess.Compl
 class SlurmCluster:
     """Start with `start()`, stop with `stop()`; `scontrol(...)` / `squeue(...)` query it."""
 
-    def __init__(self, gpus: int = 1):
-        self.gpus = gpus
+    def __init__(self, gpus: int = 1, nodes: int = 1):
+        self.gpus, self.nodes = gpus, nodes
         self.host = socket.gethostname().split(".")[0]
+        # one node: this host by name; several: virtual nodes n1..nN, one slurmd each on this host
+        self.names = [self.host] if nodes == 1 else [f"n{i + 1}" for i in range(nodes)]
         self.started_s: float | None = None
         self._backup: dict[Path, bytes | None] = {}
         self._munged = False  # started by us: stopped by stop()
 
     # -- configuration --------------------------------------------------------------------------
-    def _node_line(self) -> str:
+    def _node_lines(self) -> str:
+        """The node line(s) from `slurmd -C`; several virtual nodes each get all CPUs and a share of memory
+        (each slurmd checks its line against the real machine), the fake GPU sits on the first."""
         line = _run("slurmd", "-C").stdout.splitlines()[0]  # NodeName=<host> CPUs=... RealMemory=...
-        fields = [f for f in line.split() if not f.startswith("UpTime")]
+        fields = [f for f in line.split() if not f.startswith(("UpTime", "NodeName="))]
         # leave memory for the test runner itself
-        fields = [f"RealMemory={max(1000, int(f.split('=')[1]) - 2000)}" if f.startswith("RealMemory=") else f for f in fields]
-        return " ".join(fields) + (f" Gres=gpu:{self.gpus}" if self.gpus else "") + " State=UNKNOWN"
+        mem = max(1000, (int(next(f for f in fields if f.startswith("RealMemory=")).split("=")[1]) - 2000) // self.nodes)
+        fields = [f"RealMemory={mem}" if f.startswith("RealMemory=") else f for f in fields]
+        lines = []
+        for i, name in enumerate(self.names):
+            addr = "" if self.nodes == 1 else f" NodeHostname={self.host} NodeAddr=127.0.0.1 Port={17001 + i}"
+            gres = f" Gres=gpu:{self.gpus}" if self.gpus and i == 0 else ""
+            lines.append(f"NodeName={name}{addr} {' '.join(fields)}{gres} State=UNKNOWN")
+        return "\n".join(lines)
 
     def config(self) -> dict[str, str]:
         """File name -> content of the cluster's configuration."""
@@ -66,11 +79,11 @@ SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
 StateSaveLocation={STATE}/ctld
-SlurmdSpoolDir={STATE}/d
+SlurmdSpoolDir={STATE}/d-%n
 SlurmctldPidFile={STATE}/slurmctld.pid
-SlurmdPidFile={STATE}/slurmd.pid
+SlurmdPidFile={STATE}/slurmd-%n.pid
 SlurmctldLogFile={STATE}/slurmctld.log
-SlurmdLogFile={STATE}/slurmd.log
+SlurmdLogFile={STATE}/slurmd-%n.log
 ProctrackType=proctrack/linuxproc
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/none
@@ -83,12 +96,12 @@ ReturnToService=2
 SchedulerType=sched/backfill
 MpiDefault=none
 GresTypes=gpu
-{self._node_line()}
-PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
+{self._node_lines()}
+PartitionName=debug Nodes={",".join(self.names)} Default=YES MaxTime=INFINITE State=UP
 """
         files = {"slurm.conf": slurm}
         if self.gpus:
-            files["gres.conf"] = "".join(f"NodeName={self.host} Name=gpu File=/dev/null Count=1\n" for _ in range(self.gpus))
+            files["gres.conf"] = "".join(f"NodeName={self.names[0]} Name=gpu File=/dev/null Count=1\n" for _ in range(self.gpus))
         return files
 
     # -- life cycle -----------------------------------------------------------------------------
@@ -103,11 +116,9 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
             raise SlurmError("the test SLURM cluster starts daemons and writes /etc/slurm: run the slurm tests as root")
         if _run("scontrol", "ping", check=False, timeout=10).stdout.count("UP"):
             raise SlurmError("a slurmctld is already running on this machine; stop it (`scontrol shutdown`) first")
-        for d in (STATE / "ctld", STATE / "d"):
-            shutil.rmtree(d, ignore_errors=True)
-            d.mkdir(parents=True)
-        for log in (STATE / "slurmctld.log", STATE / "slurmd.log"):
-            log.unlink(missing_ok=True)
+        shutil.rmtree(STATE, ignore_errors=True)
+        for d in ("ctld", *(f"d-{n}" for n in self.names)):
+            (STATE / d).mkdir(parents=True)
         CONF_DIR.mkdir(parents=True, exist_ok=True)
         for name, text in self.config().items():
             path = CONF_DIR / name
@@ -115,7 +126,8 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
             path.write_text(text)
         self._start_munge()
         _run("/usr/sbin/slurmctld")  # daemonises
-        _run("/usr/sbin/slurmd")
+        for name in self.names:
+            _run("/usr/sbin/slurmd", *(["-N", name] if self.nodes > 1 else []))
         self._wait_idle(timeout)
         self.started_s = time.monotonic() - t0
         return self
@@ -143,17 +155,17 @@ PartitionName=debug Nodes={self.host} Default=YES MaxTime=INFINITE State=UP
         while time.monotonic() < deadline:
             ping = _run("scontrol", "ping", check=False, timeout=10).stdout
             state = _run("sinfo", "-h", "-o", "%T", check=False, timeout=10).stdout.strip()
-            if "UP" in ping and state == "idle":
+            if "UP" in ping and set(state.split()) == {"idle"}:
                 return
             time.sleep(0.2)
-        logs = "\n".join(p.read_text()[-1500:] for p in (STATE / "slurmctld.log", STATE / "slurmd.log") if p.exists())
+        logs = "\n".join(p.read_text()[-1500:] for p in sorted(STATE.glob("*.log")))
         raise SlurmError(f"SLURM did not come up within {timeout:.0f} s (scontrol ping: {ping.strip()!r}, "
                          f"sinfo: {state!r}).\n{logs}")
 
     def stop(self) -> None:
         _run("scancel", "--user", "root", check=False)
         _run("scontrol", "shutdown", check=False, timeout=20)  # stops slurmctld and slurmd
-        for pidfile in (STATE / "slurmctld.pid", STATE / "slurmd.pid"):
+        for pidfile in (STATE / "slurmctld.pid", *(STATE / f"slurmd-{n}.pid" for n in self.names)):
             for _ in range(50):
                 if not pidfile.exists():
                     break

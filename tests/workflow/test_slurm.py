@@ -1,12 +1,15 @@
 """The pipeline through a real SLURM: `snakemake --profile slurm` (snakemake-executor-plugin-slurm).
 
-One single-node cluster for the module (conftest.slurm_cluster), two runs in one working directory,
+One cluster for the module (conftest.slurm_cluster: two virtual nodes on this machine, a fake GPU on
+the first), two runs in one working directory,
 both from the repository root as a user types them:
   * tiny: the tiny suite cut to one task / seed / algorithm (tiny.yaml + slurm.yaml) with
     site_slurm.yaml: every compute job goes through sbatch (the bookkeeping jobs run on the submitting
     host, `local: true` as in config/site.yaml); the evaluate jobs ask the fake GPU and get gres gpu:1.
-  * ranks: then the SFT job again with train.backend deepspeed (deepspeed.yaml, ZeRO-2) and
-    site_slurm_ranks.yaml: 2 CPU ranks, torchrun inside the SLURM job (data and base model reused).
+  * ranks: then SFT and RL again with train.backend deepspeed (deepspeed.yaml, ZeRO-2) and
+    site_slurm_ranks.yaml (data and base model reused): SFT as 2 CPU ranks under torchrun inside one
+    SLURM job, RL as one rank on each of 2 nodes (srun + torchrun, c10d rendezvous on the first node;
+    the cluster's two nodes are two slurmd on this machine).
 Most of the wall time is the plugin's status checks: 1 s after a submission, then 10 s longer each
 time no job has finished (1, 12, 33, 64 s), so each level of the DAG costs at least ~12-33 s.
 """
@@ -70,7 +73,7 @@ def tiny(slurm_cluster, workdir: Path) -> Run:
 @pytest.fixture(scope="module")
 def ranks(slurm_cluster, workdir: Path, tiny: Run) -> Run:
     return snakemake_slurm(workdir, ["tiny.yaml", "slurm.yaml", "deepspeed.yaml"], "site_slurm_ranks.yaml",
-                           "results/sft/sqa", "--forcerun", "sft")
+                           "results/rl/sqa/grpo/s0", "--forcerun", "sft")
 
 
 def test_tiny_workflow_runs_every_job_through_slurm(tiny: Run):
@@ -106,12 +109,24 @@ def test_gpu_rule_is_scheduled_with_its_gres(tiny: Run, slurm_cluster):
 def test_sft_runs_as_two_deepspeed_ranks_under_slurm(ranks: Run, slurm_cluster):
     run = ranks
     assert run.returncode == 0, run.summary()
+    assert {rule: len(jobs) for rule, jobs in run.jobs.items()} == {"sft": 1, "rl": 1}
     (slurm_id, log), = run.jobs["sft"]
     assert "torchrun --standalone --nnodes 1 --nproc-per-node 2 --no-python speechrl sft" in log.read_text()
     job = slurm_cluster.scontrol("show", "job", slurm_id)
-    assert "NumCPUs=2" in job and "JobState=COMPLETED" in job, job
+    assert "NumNodes=1" in job and "NumCPUs=2" in job and "JobState=COMPLETED" in job, job
     sft = run.workdir / "results" / "sft" / "sqa"
-    summaries = [json.loads(p.read_text()) for p in sft.glob("*.json")]
-    assert any(s.get("ranks") == 2 for s in summaries), summaries  # the backend saw WORLD_SIZE=2 (rank 0 wrote this)
-    manifest = json.loads((sft / "manifest.json").read_text())
-    assert manifest["stage"] == "sft"
+    assert json.loads((sft / "summary.json").read_text())["ranks"] == 2  # the backend saw WORLD_SIZE=2
+    assert json.loads((sft / "manifest.json").read_text())["stage"] == "sft"  # rank 0 wrote outputs
+
+
+def test_rl_runs_across_two_nodes_under_slurm(ranks: Run, slurm_cluster):
+    run = ranks
+    assert run.returncode == 0, run.summary()
+    (slurm_id, log), = run.jobs["rl"]
+    text = log.read_text()
+    assert "srun --nodes=2 --ntasks=2 --ntasks-per-node=1 --cpus-per-task=1 --kill-on-bad-exit=1 torchrun --nnodes 2 " in text
+    assert "--nproc-per-node 1 --rdzv-backend c10d --rdzv-endpoint \"$(hostname)\":29500" in text
+    job = slurm_cluster.scontrol("show", "job", slurm_id)
+    assert "NumNodes=2" in job and "NodeList=n[1-2]" in job and "JobState=COMPLETED" in job, job
+    rl = run.workdir / "results" / "rl" / "sqa" / "grpo" / "s0"
+    assert json.loads((rl / "summary.json").read_text())["ranks"] == 2  # one rank on each node
