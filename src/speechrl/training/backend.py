@@ -165,6 +165,10 @@ class DeepSpeedBackend:
         import torch.distributed as dist
 
         rank, world, local = world_from_env()
+        if not device.startswith("cuda"):
+            # DeepSpeed builds a shared-memory op on CPU for its inference all_reduce (30-140 s of C++
+            # compilation on a fresh machine); training communicates through gloo and never uses it.
+            deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
         if not dist.is_initialized():
             deepspeed.init_distributed(dist_backend="nccl" if device.startswith("cuda") else "gloo", verbose=False)
         if device.startswith("cuda"):
