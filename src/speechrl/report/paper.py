@@ -24,7 +24,7 @@ Sources
   ("61.8% BLEU over base and 9.8% over SFT, 2B LibriSQA"; "151% over base and 6% over SFT, 8B
   LibriSQA"; "8.2% over base and 3.2% over SFT, 2B CoVoST2") and qualitative statements (BLEU reward
   best on average in the reward ablation; MP-GRPO helps AST and hurts SQA).
-* ``/work/shared/ALGORITHMS.md`` ("Paper settings to reproduce", GRPO-SALLM): the BLEU column of
+* The project's algorithm notes ("Paper settings to reproduce", GRPO-SALLM): the BLEU column of
   that paper's main results table (base / SFT / GRPO for 2B and 8B on both tasks). Its table number
   is not given in either text, so it is not claimed here. The paper evaluates with sampling
   (T=0.9, top-p 0.9), so it compares with our ``sampled`` decoding rather than ``greedy``.
