@@ -66,6 +66,8 @@ def run_job(job: str, a: argparse.Namespace) -> dict:
         losses.append(m.get("actor/loss", m.get("train/loss")))
 
     out_model = work / "model"
+    if kind == "state":
+        return state_roundtrip(cfg, a, train)
     if kind == "sft":
         from speechrl.training.sft import train_sft
 
@@ -82,6 +84,43 @@ def run_job(job: str, a: argparse.Namespace) -> dict:
         return {}
     final, _ = load(out_model)
     return {"losses": losses, "params": {k: v.detach().clone() for k, v in final.named_parameters()}}
+
+
+def state_roundtrip(cfg, a: argparse.Namespace, train: list) -> dict:
+    """save_state after 2 steps, a third step; then a fresh backend loads the state and takes the
+    same third step: the two must agree (returns the max parameter difference, on rank 0)."""
+    from speechrl.models.build import load
+    from speechrl.training.backend import OptimSpec, make_backend
+    from speechrl.training.optim import cosine_schedule
+    from speechrl.training.sft import accumulate
+
+    spec = OptimSpec(1e-3, 0.01, 1.0, cosine_schedule(1, 4))
+    batches = [train[i:i + 4] for i in (0, 4, 8)]
+
+    def params(be) -> dict:
+        with be.gathered() as m:
+            return {k: v.detach().clone() for k, v in m.named_parameters()}
+
+    model, proc = load(a.model)
+    be = make_backend(cfg, model, spec)
+    for b in batches[:2]:
+        accumulate(be, proc, b, a.grad_accum)
+        be.step()
+        be.schedule_step()
+    shared = Path(a.out).with_suffix(".state")  # one folder for every rank, as a job's output folder
+    be.save_state(shared)
+    accumulate(be, proc, batches[2], a.grad_accum)
+    be.step()
+    straight = params(be)
+    model2, _ = load(a.model)
+    be2 = make_backend(cfg, model2, spec)
+    be2.load_state(shared)
+    assert be2.lr == be.lr, (be2.lr, be.lr)
+    accumulate(be2, proc, batches[2], a.grad_accum)
+    be2.step()
+    resumed = params(be2)
+    diff = max(float((straight[k] - resumed[k]).abs().max()) for k in straight)
+    return {"diff": diff}
 
 
 if __name__ == "__main__":

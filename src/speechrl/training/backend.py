@@ -12,6 +12,7 @@ A loop calls only these methods, so the same loop runs as one process or as many
         ...
     be.all_reduce(t) / be.all_gather_object(x) / be.rank / be.world / be.is_main / be.barrier()
     be.save_model(proc, out)           # rank 0 writes the full weights (save_pretrained folder)
+    be.save_state(dir) / be.load_state(dir)   # weights + optimiser + lr schedule, to resume
 
 Ranks come from the launcher (``torchrun`` / ``srun``: ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``,
 ``MASTER_ADDR``, ``MASTER_PORT``); rank r uses ``cuda:LOCAL_RANK`` on GPUs, gloo on CPU.
@@ -113,6 +114,21 @@ class LocalBackend:
         from speechrl.models.build import save
 
         save(self.model, proc, out)
+
+    def save_state(self, path: Path) -> None:
+        """Weights, optimiser and lr-schedule state in the folder ``path`` (written atomically)."""
+        from speechrl.io import atomic_dir
+
+        with atomic_dir(Path(path)) as tmp:
+            torch.save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                        "scheduler": self.scheduler.state_dict()}, tmp / "state.pt")
+
+    def load_state(self, path: Path) -> None:
+        """Restore what :meth:`save_state` wrote; the next ``step`` continues as if never interrupted."""
+        state = torch.load(Path(path) / "state.pt", map_location=self.device, weights_only=True)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
 
 
 BACKENDS.register("local")(lambda cfg, model, spec: LocalBackend(model, spec, str(model.device)))
@@ -270,6 +286,32 @@ class DeepSpeedBackend:
             if self.is_main:
                 save(model, proc, out)
         self.barrier()
+
+
+    def save_state(self, path: Path) -> None:
+        """DeepSpeed checkpoint (every rank's ZeRO partitions) + the lr schedule in the folder ``path``:
+        written to ``path.tmp`` by all ranks, renamed into place by rank 0 once all have finished."""
+        import shutil
+
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        if self.is_main and tmp.exists():
+            shutil.rmtree(tmp)
+        self.barrier()
+        self.engine.save_checkpoint(str(tmp), tag="state", client_state={"scheduler": self.scheduler.state_dict()})
+        self.barrier()
+        if self.is_main:
+            old = path.with_name(path.name + ".old")
+            if path.exists():
+                path.rename(old)
+            tmp.rename(path)
+            shutil.rmtree(old, ignore_errors=True)
+        self.barrier()
+
+    def load_state(self, path: Path) -> None:
+        _, client = self.engine.load_checkpoint(str(path), tag="state", load_optimizer_states=True,
+                                                load_lr_scheduler_states=False)
+        self.scheduler.load_state_dict(client["scheduler"])
 
 
 @BACKENDS.register("deepspeed")
