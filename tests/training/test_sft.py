@@ -77,3 +77,21 @@ def test_continue_sft_is_the_control(tiny_model_dir, tiny_data, tiny_cfg, tmp_pa
     assert s["steps"] == 3 and len(s["history"]) == 3 and s["batch_size"] == 4
     again, _ = load(tmp_path / "m")  # the last weights are saved (no early stopping)
     assert all((a == b).all() for a, b in zip(again.parameters(), model.parameters()))
+
+
+def test_lora_sft_keeps_training_after_saving_the_best(tiny_model_dir, tiny_data, tiny_cfg, tmp_path):
+    """Saving merges LoRA into a copy: the live model keeps its adapters and goes on learning."""
+    from speechrl.models.build import apply_lora
+
+    model, proc = load(tiny_model_dir)
+    model = apply_lora(model, tiny_cfg.model.lora)
+    train = load_split(tiny_data["sqa"], "train", proc)
+    valid = load_split(tiny_data["sqa"], "valid", proc)
+    tiny_cfg.sft.max_steps, tiny_cfg.sft.eval_every, tiny_cfg.sft.lr = 4, 1, 1e-2
+    lora = lambda: {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}  # noqa: E731
+    train_sft(tiny_cfg, model, proc, train, valid, tmp_path / "sft")
+    after = lora()
+    assert after and any(p.requires_grad for n, p in model.named_parameters() if "lora_" in n)
+    assert any(float(v.abs().max()) > 0 for v in after.values())  # lora_B starts at zero: the adapter was trained
+    saved, _ = load(tmp_path / "sft")  # a plain merged checkpoint
+    assert not any("lora_" in n for n, _ in saved.named_parameters())

@@ -62,6 +62,7 @@ def all_rl_runs():
 #     resources: **job_resources("rl")
 #     params: launch=launcher("rl")      shell: "{params.launch}speechrl rl ..."
 JOB_KINDS = ("pipeline", "data", "init_model", "sft", "rl", "sft_more", "evaluate", "report")
+TRAINING_KINDS = ("sft", "rl", "sft_more")  # the kinds whose CLI stage runs on an execution backend (ranks)
 # Threads of one rank when the site does not set cpus_per_task (experiment settings).
 RANK_THREADS = {"data": config["data"]["synthetic"]["workers"], "sft": config["threads"], "rl": config["threads"],
                 "sft_more": config["threads"], "evaluate": config["threads"]}
@@ -91,7 +92,11 @@ def site_job(kind):
     if gpus > cl.get("gpus_per_node", 0):
         raise WorkflowError(f"site file {SITE_FILE}: jobs.{kind}.gpus={gpus} but cluster.gpus_per_node="
                             f"{cl.get('gpus_per_node', 0)}; lower the job's gpus or raise gpus_per_node")
-    ranks = job.get("ranks") or max(gpus, 1)
+    ranks = job.get("ranks") or (max(gpus, 1) if kind in TRAINING_KINDS else 1)
+    if kind not in TRAINING_KINDS and (ranks > 1 or nodes > 1):
+        raise WorkflowError(f"site file {SITE_FILE}: jobs.{kind} asks {nodes} node(s) x {ranks} rank(s), but only "
+                            f"{', '.join(TRAINING_KINDS)} run as several ranks; give {kind} one node and one rank "
+                            "(its GPUs, if any, are then visible to that one process)")
     cpus = job.get("cpus_per_task") or cl.get("cpus_per_task") or RANK_THREADS.get(kind, 1) * ranks
     pick = lambda key, default: default if job.get(key) is None else job[key]
     return {"local": job.get("local", False), "nodes": nodes, "gpus": gpus, "ranks": ranks, "cpus": cpus,

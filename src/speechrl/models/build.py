@@ -9,6 +9,7 @@ every stage's output folder is a plain checkpoint.
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 from collections.abc import Iterable
@@ -59,9 +60,9 @@ def build_tiny(cfg: Config, texts: Iterable[str]) -> tuple[Model, SpeechProcesso
 
 
 def save(model: Model, proc: SpeechProcessor, out: Path) -> None:
-    """Write a complete checkpoint folder atomically (LoRA merged first)."""
+    """Write a complete checkpoint folder atomically (LoRA merged into a copy: the live model keeps its adapters)."""
     if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()
+        model = copy.deepcopy(model).merge_and_unload()
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
         proc.tokenizer.save_pretrained(tmp)

@@ -3,7 +3,7 @@ training loops (SFT, RL, the control) and how gradients are made, reduced and ap
 
 A loop calls only these methods, so the same loop runs as one process or as many DeepSpeed ranks:
 
-    be = BACKENDS.get(cfg.train.backend)(cfg, model, optim)   # wraps the model, builds the optimiser
+    be = make_backend(cfg, model, OptimSpec(lr, weight_decay, grad_clip, schedule))  # wraps model + AdamW
     loss = ...forward through be.model...
     be.backward(loss)                  # any number of micro-batches
     gnorm = be.step()                  # clip + optimiser step + zero grads; the pre-clip global grad norm
@@ -69,7 +69,7 @@ class LocalBackend:
     """One process, a torch AdamW; exactly the pre-backend behaviour of the loops."""
 
     name = "local"
-    rank, world, is_main, loss_scale = 0, 1, True, 1.0
+    rank, world, is_main, loss_scale, dtype = 0, 1, True, 1.0, torch.float32
 
     def __init__(self, model: torch.nn.Module, spec: OptimSpec, device: str = "cpu") -> None:
         _, world, _ = world_from_env()
@@ -192,6 +192,7 @@ class DeepSpeedBackend:
             torch.cuda.set_device(local)
             model.to(device)
         self.rank, self.world, self.is_main, self.device = rank, world, rank == 0, device
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
         self.loss_scale = float(world)
         self.spec = spec
         cfg = deepspeed_config(ds_path, precision, spec.grad_clip)
@@ -200,11 +201,10 @@ class DeepSpeedBackend:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(opt, spec.schedule)
         self.engine, self.optimizer, _, _ = deepspeed.initialize(model=model, optimizer=opt, config=cfg)
         self.model = self.engine.module
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-        if dtype is not None:  # DeepSpeed casts parameters only; BatchNorm statistics must follow (CPU kernels insist)
+        if self.dtype != torch.float32:  # DeepSpeed casts parameters only; BatchNorm statistics must follow (CPU kernels insist)
             for b in self.model.buffers():
                 if b.is_floating_point():
-                    b.data = b.data.to(dtype)
+                    b.data = b.data.to(self.dtype)
 
     def backward(self, loss: torch.Tensor) -> None:
         # The loops call the module, not engine.forward, which is where DeepSpeed marks a new micro-batch;
@@ -260,12 +260,13 @@ class DeepSpeedBackend:
                 offload._register_deepspeed_module(offload.module)
 
     def all_reduce(self, t: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        """Reduced copy of ``t`` on ``t``'s device (sent through this rank's device: NCCL takes no CPU tensors)."""
         import torch.distributed as dist
 
         ops = {"sum": dist.ReduceOp.SUM, "max": dist.ReduceOp.MAX, "min": dist.ReduceOp.MIN}
-        out = t.clone()
+        out = t.to(self.device, copy=True)
         dist.all_reduce(out, op=ops[op])
-        return out
+        return out.to(t.device)
 
     def all_gather_object(self, obj: Any) -> list[Any]:
         import torch.distributed as dist

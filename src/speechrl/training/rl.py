@@ -23,12 +23,13 @@ when beta is 0. Dropout is off during RL (``model.eval()``), so sampling and upd
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +104,10 @@ def fill_failed(rewards: torch.Tensor, group_size: int) -> tuple[torch.Tensor, t
 
 def _to(b: Batch, device: Any) -> Batch:
     r = b.rollout
-    moved = Rollout({k: v.to(device) for k, v in r.prompt.items()}, r.completion_ids.to(device),
-                    r.completion_mask.to(device), r.old_logp.to(device), r.texts, r.group_size, r.samples,
-                    r.off_policy.to(device))
-    return Batch(moved, b.rewards, b.mask.to(device), b.scores, b.group_size)
+    moved = replace(r, prompt={k: v.to(device) for k, v in r.prompt.items()}, completion_ids=r.completion_ids.to(device),
+                    completion_mask=r.completion_mask.to(device), old_logp=r.old_logp.to(device),
+                    off_policy=r.off_policy.to(device))
+    return replace(b, rollout=moved, mask=b.mask.to(device))
 
 
 def gather(run: RLRun, b: Batch, hits: float) -> tuple[Batch, float]:
@@ -154,16 +155,15 @@ def advantages(run: RLRun, b: Batch) -> tuple[torch.Tensor, torch.Tensor, dict[s
     """Advantages (N,) or (N, C) of the whole batch (failed rows 0), the failed-row mask, metrics."""
     algo, r = run.algo, b.rollout
     filled, failed = fill_failed(b.rewards, b.group_size)
-    adv, m = ADVANTAGES.get(algo.advantage)(filled, b.group_size, mask=b.mask, ids=r.completion_ids,
-                                             surprisal=-r.old_logp, modality=modality(r), **algo.advantage_opts)
+    mod = modality(r)  # None without text-prompted rows: the modality estimator then says it needs them
+    adv, m = ADVANTAGES.get(algo.advantage)(filled, b.group_size, mask=b.mask, ids=r.completion_ids, surprisal=-r.old_logp,
+                                             modality=mod if bool(mod.any()) else None, **algo.advantage_opts)
     adv = adv.masked_fill(failed.view(-1, *([1] * (adv.dim() - 1))).to(adv.device), 0.0).to(b.mask.device)
     return adv, failed, m
 
 
 def reference_logp(policy: torch.nn.Module, ref: Model | None, roll: Rollout, temperature: float) -> torch.Tensor:
     """(N, C) log-probs of the reference: ``ref`` if given, else ``policy`` with its LoRA adapter disabled."""
-    import contextlib
-
     with torch.no_grad():
         if ref is not None:
             return token_logp(ref, roll, temperature)[0]
@@ -224,6 +224,10 @@ def backward_minibatch(run: RLRun, b: Batch, adv: torch.Tensor, groups: list[int
         sums += weight * torch.tensor([loss.item(), float((kl * m).sum()), float((ent.detach() * m).sum()), float(m.sum())],
                                       dtype=torch.float64)
     loss, kl, ent, tokens = be.all_reduce(sums).tolist()
+    if m_pg and be.world > 1:  # the policy loss's own metrics (clip fractions, ...): last micro-batch, mean over ranks
+        names = sorted(m_pg)
+        vals = be.all_reduce(torch.tensor([m_pg[k] for k in names], dtype=torch.float64)) / be.world
+        m_pg = dict(zip(names, vals.tolist()))
     return {"loss": loss, "kl": kl / max(tokens, 1), "entropy": ent / max(tokens, 1), **m_pg}
 
 
@@ -249,7 +253,7 @@ def rl_step(run: RLRun) -> dict[str, float]:
     roll, on = b.rollout, ~b.rollout.off_policy.cpu()
     lengths = roll.completion_mask[on.to(roll.completion_mask.device)].sum(-1).float()
     valid = b.rewards[~failed & on]
-    metrics.update(m_adv)
+    metrics = {**m_adv, **metrics}  # the collection's failure / cache counts win over an estimator's own
     metrics.update({k: v for k, v in out[-1].items() if k not in ("loss", "kl", "entropy")})
     metrics.update({f: float(torch.nanmean(v[on])) for f, v in b.scores.items()})
     metrics.update({
@@ -284,9 +288,11 @@ def make_run(cfg: Config, algo: Algorithm, policy: Model, proc: SpeechProcessor,
     policy.eval()  # dropout off: sampling and update see the same policy
     schedule = cosine_schedule(rl.warmup_steps, rl.steps) if rl.schedule == "cosine" else constant_schedule(rl.warmup_steps)
     be = make_backend(cfg, policy, OptimSpec(rl.lr, 0.0, rl.grad_clip, schedule))
-    if rl.prompts_per_step < be.world:
-        raise ConfigError(f"rl.prompts_per_step={rl.prompts_per_step} is smaller than the {be.world} ranks of this job: "
-                          f"every rank samples at least one prompt; use rl.prompts_per_step >= {be.world}")
+    if ref is not None:  # the policy's device and precision (a full copy per rank: not sharded under ZeRO-3)
+        ref = ref.to(device=be.device, dtype=be.dtype)
+    if min(rl.prompts_per_step, len(train)) < be.world:
+        raise ConfigError(f"rl.prompts_per_step={rl.prompts_per_step} ({len(train)} training prompts) is smaller than the "
+                          f"{be.world} ranks of this job: every rank samples at least one prompt; use at least {be.world}")
     return RLRun(cfg, algo, be, proc, train, random.Random(cfg.seed), ref)
 
 

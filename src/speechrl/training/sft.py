@@ -69,7 +69,7 @@ def continue_sft(cfg: Config, model: Model, proc: SpeechProcessor, train: list[S
     torch.manual_seed(cfg.seed)
     model.train()
     be = make_backend(cfg, model, OptimSpec(lr, cfg.sft.weight_decay, cfg.sft.grad_clip, constant_schedule(0)))
-    check_split(batch_size, cfg.rl.grad_accum, be.world, "rl.prompts_per_step x rl.group_size (the control's batch)")
+    check_split(min(batch_size, len(train)), cfg.rl.grad_accum, be.world, "rl.prompts_per_step x rl.group_size (the control's batch, capped by the training set)")
     it = batches(train, batch_size, rng)
     start, history = time.perf_counter(), []
     with Progress(steps, desc, cfg.rl.log_every, enabled=be.is_main) as prog:
@@ -108,7 +108,7 @@ def train_sft(cfg: Config, model: Model, proc: SpeechProcessor, train: list[Samp
     torch.manual_seed(cfg.seed)
     model.train()
     be = make_backend(cfg, model, OptimSpec(s.lr, s.weight_decay, s.grad_clip, cosine_schedule(s.warmup_steps, s.max_steps)))
-    check_split(s.batch_size, s.grad_accum, be.world, "sft.batch_size")
+    check_split(min(s.batch_size, len(train)), s.grad_accum, be.world, "sft.batch_size (capped by the training set)")
     best, bad, best_step, start = float("inf"), 0, 0, time.perf_counter()
     it = batches(train, s.batch_size, rng)
     history = []
@@ -129,7 +129,7 @@ def train_sft(cfg: Config, model: Model, proc: SpeechProcessor, train: list[Samp
                     bad += 1
                 if be.is_main:
                     log.info(f"[{desc}] step {n}: valid loss {v:.4f} (best {best:.4f} at step {best_step})")
-                # every rank must take the same decision: the elapsed time of rank 0 decides
+                # every rank must take the same decision: the slowest rank's elapsed time decides
                 over_time = s.max_seconds > 0 and be.all_reduce(torch.tensor([time.perf_counter() - start]), "max")[0] > s.max_seconds
                 if bad >= s.patience or over_time:
                     if be.is_main:
