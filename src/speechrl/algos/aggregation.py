@@ -24,7 +24,7 @@ empty rows in the denominator). An all-masked batch gives 0, where verl's token-
   ours when no row is empty. Checked against both versions' source.
 * seq-mean-segment-mean (ours, segment-level GSPO research note, 2026): "average within a
   segment, then over segments", then over sequences. Needs ``segments`` (N, T). Not among the
-  ``rl.loss_agg`` override choices of config.py (the segment presets set it themselves).
+  ``rl.loss_agg`` override choices of the config (the segment presets set it themselves).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ multiplied by 100 when entered, and the table's ``notes`` would say so.
 Sources
 -------
 * "Advancing Speech Understanding in Speech-Aware Language Models with GRPO" (Elmakies et al.,
-  2025, arXiv 2509.16990), through a prose summary of it (the seed), **not** the paper's text: it
+  2025, arXiv 2509.16990), through a prose summary of it ("the summary" below), **not** the paper's text: it
   holds no table, only relative improvements
   ("61.8% BLEU over base and 9.8% over SFT, 2B LibriSQA"; "151% over base and 6% over SFT, 8B
   LibriSQA"; "8.2% over base and 3.2% over SFT, 2B CoVoST2") and qualitative statements (BLEU reward
@@ -37,12 +37,12 @@ of their numbers appear in the texts we have, and none are made up.
 
 Cross-checks and omissions
 --------------------------
-The 2B numbers agree with the seed's relative improvements (LibriSQA 44.90 vs 27.74 = +61.86%, vs
-40.88 = +9.83%; CoVoST2 31.47 vs 29.06 = +8.29%, vs 30.50 = +3.18%; the seed truncates to one
+The 2B numbers agree with the summary's relative improvements (LibriSQA 44.90 vs 27.74 = +61.86%, vs
+40.88 = +9.83%; CoVoST2 31.47 vs 29.06 = +8.29%, vs 30.50 = +3.18%; the summary truncates to one
 decimal). The 8B LibriSQA GRPO BLEU of 46.40 in ALGORITHMS.md does **not**: 46.40 is +160% over
-17.85 and +9.6% over 42.34, whereas the seed says +151% and +6%, which both point to a GRPO value
+17.85 and +9.6% over 42.34, whereas the summary says +151% and +6%, which both point to a GRPO value
 near 44.8 (44.71 <= x < 44.89). As the two sources conflict, that one cell is left out; base (17.85)
-and SFT (42.34) are kept because they fit both of the seed's percentages. The 8B CoVoST2 numbers
+and SFT (42.34) are kept because they fit both of the summary's percentages. The 8B CoVoST2 numbers
 (32.48 / 31.62 / 35.08) have no cross-check in the seed and are kept as ALGORITHMS.md gives them.
 """
 
