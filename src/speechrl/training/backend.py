@@ -131,7 +131,9 @@ class LocalBackend:
         self.scheduler.load_state_dict(state["scheduler"])
 
 
-BACKENDS.register("local")(lambda cfg, model, spec: LocalBackend(model, spec, str(model.device)))
+@BACKENDS.register("local")
+def _local(cfg: Any, model: torch.nn.Module, spec: OptimSpec) -> LocalBackend:
+    return LocalBackend(model, spec, str(model.device))
 
 
 # ------------------------------------------------------------------------------------- DeepSpeed
