@@ -1,6 +1,11 @@
-"""Atomic writes: a failure mid-write leaves the previous file / folder untouched."""
+"""Atomic writes: a failure mid-write leaves the previous file / folder untouched; permissions follow the umask."""
 
 from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -39,3 +44,39 @@ def test_read_json_errors_name_the_file(tmp_path):
     bad.write_text("{")
     with pytest.raises(ValueError, match="bad.json: not valid JSON"):
         read_json(bad)
+
+
+_WRITE_BOTH = """
+import sys
+from pathlib import Path
+from speechrl.io import atomic_dir, write_json
+root = Path(sys.argv[1])
+write_json(root / "a" / "m.json", {"v": 1})
+with atomic_dir(root / "out") as tmp:
+    (tmp / "model").mkdir()
+    (tmp / "model" / "w.bin").write_bytes(b"w")
+"""
+
+
+@pytest.mark.parametrize(("umask", "file", "folder"), [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700),
+                                                        (0o002, 0o664, 0o775)])
+def test_permissions_follow_the_umask(tmp_path, umask, file, folder):
+    # a fresh process under that umask, as a job on a shared cluster (the umask is read once per process)
+    subprocess.run([sys.executable, "-c", _WRITE_BOTH, str(tmp_path)], check=True, umask=umask)
+    mode = lambda p: stat.S_IMODE(p.stat().st_mode)  # noqa: E731
+    assert mode(tmp_path / "a" / "m.json") == file
+    assert mode(tmp_path / "out") == folder
+    assert mode(tmp_path / "out" / "model") == folder and mode(tmp_path / "out" / "model" / "w.bin") == file
+
+
+def test_umask_is_read_without_changing_it():
+    from speechrl.io import umask
+
+    before = os.umask(0o027)
+    try:
+        umask.cache_clear()
+        assert umask() == 0o027
+        assert os.umask(0o027) == 0o027  # still set
+    finally:
+        os.umask(before)
+        umask.cache_clear()

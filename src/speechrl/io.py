@@ -2,11 +2,16 @@
 
 Every output is written to a temporary sibling and renamed into place, so a crash or a bad input
 mid-way never leaves a half-written file where a finished one was (``os.replace`` is atomic on POSIX).
+
+Permissions follow the process umask, as ``open`` and ``mkdir`` would give: files ``0o666 & ~umask``,
+folders ``0o777 & ~umask`` (``tempfile`` alone makes them 0600 / 0700, private to the owner, so
+collaborators on a shared cluster could not read the results).
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -17,13 +22,39 @@ from pathlib import Path
 from typing import Any
 
 
+@functools.cache
+def umask() -> int:
+    """This process's umask, read once: from ``/proc/self/status`` on Linux (reading leaves it
+    alone), else by setting and restoring it at once (``os.umask`` has no read-only form)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o077)  # the strict value while it is unset, should a thread create a file meanwhile
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a new file gets from ``open``: ``0o666`` less the umask."""
+    return 0o666 & ~umask()
+
+
+def dir_mode() -> int:
+    """The mode a new folder gets from ``mkdir``: ``0o777`` less the umask."""
+    return 0o777 & ~umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; on success rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        os.fchmod(fd, file_mode())  # mkstemp makes it 0600
+    finally:
+        os.close(fd)
     try:
         yield Path(tmp)
         os.replace(tmp, path)
@@ -40,6 +71,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
+        os.chmod(tmp, dir_mode())  # mkdtemp makes it 0700
         yield tmp
         if path.exists():
             old = path.with_name(f".{path.name}.old")
