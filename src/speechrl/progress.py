@@ -48,12 +48,13 @@ def fmt_metrics(metrics: dict[str, Any]) -> str:
 class Progress:
     """Step counter with rate/ETA; ``update(**metrics)`` advances one step (or ``n``)."""
 
-    def __init__(self, total: int, desc: str, log_every: int = 25, unit: str = "step", enabled: bool = True) -> None:
-        """``enabled=False`` (ranks other than 0) counts silently."""
+    def __init__(self, total: int, desc: str, log_every: int = 25, unit: str = "step", enabled: bool = True,
+                 initial: int = 0) -> None:
+        """``enabled=False`` (ranks other than 0) counts silently; ``initial``: steps already done (a resumed job)."""
         self.total, self.desc, self.log_every, self.unit, self.enabled = total, desc, max(1, log_every), unit, enabled
-        self.n = 0
+        self.n = self.initial = initial
         self.start = time.perf_counter()
-        self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, mininterval=2.0,
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, file=sys.stderr, mininterval=2.0,
                         dynamic_ncols=False, ncols=100, leave=False, disable=not (enabled and sys.stderr.isatty()))
 
     def __enter__(self) -> "Progress":
@@ -76,7 +77,7 @@ class Progress:
             self.summary(**metrics)
 
     def summary(self, **metrics: Any) -> None:
-        rate = self.n / self.elapsed if self.elapsed > 0 else 0.0
+        rate = (self.n - self.initial) / self.elapsed if self.elapsed > 0 else 0.0
         eta = (self.total - self.n) / rate if rate > 0 else 0.0
         pct = 100.0 * self.n / self.total if self.total else 100.0
         tail = f" | {fmt_metrics(metrics)}" if metrics else ""

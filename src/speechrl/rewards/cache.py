@@ -235,6 +235,20 @@ def clear_cache(disk: bool = False) -> None:
         store.clear()
 
 
+def memory_items() -> list[list[Any]]:
+    """The in-process cache as ``[[key, score], ...]`` in LRU order (a checkpoint saves it, so a resumed job
+    counts the same cache hits as an uninterrupted one)."""
+    with _lock:
+        return [[k, v] for k, v in _memory.items()]
+
+
+def restore_memory(items: list[list[Any]]) -> None:
+    """Replace the in-process cache with :func:`memory_items`' list."""
+    with _lock:
+        _memory.clear()
+    _put_memory({k: v for k, v in items})
+
+
 def cache_enabled() -> bool:
     return MEMORY_SIZE > 0 or bool(os.environ.get(CACHE_ENV))
 

@@ -42,7 +42,9 @@ from speechrl.models.build import Model
 from speechrl.models.processor import SpeechProcessor
 from speechrl.progress import Progress
 from speechrl.rewards import combine
+from speechrl.rewards.cache import memory_items, restore_memory
 from speechrl.training.backend import OptimSpec, make_backend
+from speechrl.training.checkpoint import Checkpoint, py_state, random_state
 from speechrl.training.data import Sample
 from speechrl.training.groups import BATCH_SHAPERS, GROUP_BUILDERS, Batch, concat_batches, modality
 from speechrl.training.optim import constant_schedule, cosine_schedule
@@ -296,20 +298,41 @@ def make_run(cfg: Config, algo: Algorithm, policy: Model, proc: SpeechProcessor,
     return RLRun(cfg, algo, be, proc, train, random.Random(cfg.seed), ref)
 
 
+def _resume(run: RLRun, ckpt: Checkpoint | None) -> tuple[int, list[dict[str, Any]], float]:
+    """(steps done, history, seconds spent) from the checkpoint, which also restores the weights, optimiser,
+    schedule, global RNGs, the prompt sampler and the in-process reward cache; (0, [], 0) without one.
+    Completions need no state: each is sampled from its own keyed stream (seed, step, draw, prompt, row)."""
+    st = ckpt.resume(run.be) if ckpt else None
+    if st is None:
+        return 0, [], 0.0
+    run.rng.setstate(py_state(st["sampler"]))
+    restore_memory(st["reward_cache"])
+    return st["step"], [{k: math.nan if v is None else v for k, v in h.items()} for h in st["history"]], st["seconds"]
+
+
 def train_rl(cfg: Config, algo: Algorithm, policy: Model, proc: SpeechProcessor, train: list[Sample], out: Path,
-             log_metrics: Any = None, desc: str = "rl") -> dict[str, Any]:
-    """Run ``cfg.rl.steps`` rollout batches from ``policy`` (the SFT model); rank 0 logs, all save."""
+             log_metrics: Any = None, desc: str = "rl", ckpt: Checkpoint | None = None) -> dict[str, Any]:
+    """Run ``cfg.rl.steps`` rollout batches from ``policy`` (the SFT model); rank 0 logs, all save.
+    With ``ckpt`` it resumes from, and saves, checkpoints (:mod:`speechrl.training.checkpoint`)."""
     rl = cfg.rl
     run = make_run(cfg, algo, policy, proc, train)
-    start, history = time.perf_counter(), []
-    with Progress(rl.steps, desc, rl.log_every, enabled=run.be.is_main) as prog:
-        for n in range(1, rl.steps + 1):
+    done, history, spent = _resume(run, ckpt)
+    start = time.perf_counter() - spent
+
+    def state() -> dict[str, Any]:
+        return {"sampler": random_state(run.rng), "reward_cache": memory_items(), "seconds": time.perf_counter() - start,
+                "history": [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in h.items()} for h in history]}
+
+    with Progress(rl.steps, desc, rl.log_every, enabled=run.be.is_main, initial=done) as prog:
+        for n in range(done + 1, rl.steps + 1):
             run.step = n
             m = rl_step(run)
             history.append({"step": n, **{k: m.get(k, math.nan) for k in HISTORY_KEYS}})
             if log_metrics and run.be.is_main:
                 log_metrics(m, n)
             prog.update(reward=m["reward/mean"], kl=m.get("actor/kl", math.nan), len=m.get("response/length", math.nan))
+            if ckpt:
+                ckpt.after_step(n, rl.steps, state)
     run.be.save_model(proc, out)
     tenth = max(1, len(history) // 10)
     first = [h["reward/mean"] for h in history[:tenth] if not math.isnan(h["reward/mean"])]

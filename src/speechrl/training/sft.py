@@ -10,8 +10,10 @@ update is the one-batch token-mean update whatever the number of micro-batches o
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from speechrl.models.build import Model, forward
 from speechrl.models.processor import SpeechProcessor
 from speechrl.progress import Progress
 from speechrl.training.backend import OptimSpec, make_backend
+from speechrl.training.checkpoint import Checkpoint
 from speechrl.training.data import Sample, batches, collate
 from speechrl.training.optim import constant_schedule, cosine_schedule
 
@@ -61,25 +64,41 @@ def accumulate(be: Any, proc: SpeechProcessor, batch: list[Sample], micro: int) 
     return float(be.all_reduce(torch.tensor([value], dtype=torch.float64))[0])
 
 
+def _resume(ckpt: Checkpoint | None, be: Any, it: Iterator[list[Sample]], fresh: dict[str, Any]) -> dict[str, Any]:
+    """The loop state to continue from: the checkpoint's (the sampler advanced past the batches it consumed,
+    so no data is replayed), or ``fresh`` (step 0)."""
+    state = ckpt.resume(be) if ckpt else None
+    if state is None:
+        return {"step": 0, **fresh}
+    for _ in range(state["step"]):  # the sampler's position: draw (not train on) the batches already used
+        next(it)
+    return state
+
+
 def continue_sft(cfg: Config, model: Model, proc: SpeechProcessor, train: list[Sample], out: Path, *, steps: int,
-                 batch_size: int, lr: float, log_metrics: Any = None, desc: str = "sft_more") -> dict[str, Any]:
+                 batch_size: int, lr: float, log_metrics: Any = None, desc: str = "sft_more",
+                 ckpt: Checkpoint | None = None) -> dict[str, Any]:
     """The "SFT + the same extra compute" control: ``steps`` more SFT steps of ``batch_size`` examples
-    at a constant ``lr`` from ``model`` (no early stopping: like an RL run, the last weights are kept)."""
+    at a constant ``lr`` from ``model`` (no early stopping: like an RL run, the last weights are kept).
+    With ``ckpt`` it resumes from, and saves, checkpoints (:mod:`speechrl.training.checkpoint`)."""
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     model.train()
     be = make_backend(cfg, model, OptimSpec(lr, cfg.sft.weight_decay, cfg.sft.grad_clip, constant_schedule(0)))
     check_split(min(batch_size, len(train)), cfg.rl.grad_accum, be.world, "rl.prompts_per_step x rl.group_size (the control's batch, capped by the training set)")
     it = batches(train, batch_size, rng)
-    start, history = time.perf_counter(), []
-    with Progress(steps, desc, cfg.rl.log_every, enabled=be.is_main) as prog:
-        for n in range(1, steps + 1):
+    st = _resume(ckpt, be, it, {"history": [], "seconds": 0.0})
+    start, history = time.perf_counter() - st["seconds"], st["history"]
+    with Progress(steps, desc, cfg.rl.log_every, enabled=be.is_main, initial=st["step"]) as prog:
+        for n in range(st["step"] + 1, steps + 1):
             loss = accumulate(be, proc, next(it), cfg.rl.grad_accum)
             gnorm = be.step()
             if log_metrics and be.is_main:
                 log_metrics({"train/loss": loss, "train/grad_norm": gnorm, "train/lr": lr}, n)
             history.append({"step": n, "train_loss": loss})
             prog.update(loss=loss)
+            if ckpt:
+                ckpt.after_step(n, steps, lambda: {"history": history, "seconds": time.perf_counter() - start})
     be.save_model(proc, out)
     return {"steps": steps, "batch_size": batch_size, "lr": lr, "seconds": time.perf_counter() - start, "ranks": be.world,
             "history": history}
@@ -101,19 +120,31 @@ def valid_loss(be: Any, proc: SpeechProcessor, samples: list[Sample], batch_size
 
 
 def train_sft(cfg: Config, model: Model, proc: SpeechProcessor, train: list[Sample], valid: list[Sample],
-              out: Path, log_metrics: Any = None, desc: str = "sft") -> dict[str, Any]:
-    """Train until ``max_steps`` or early stop; the best-valid checkpoint is saved to ``out``."""
+              out: Path, log_metrics: Any = None, desc: str = "sft", ckpt: Checkpoint | None = None) -> dict[str, Any]:
+    """Train until ``max_steps`` or early stop; the best-valid checkpoint is saved to ``out``.
+
+    With ``ckpt`` it resumes from, and saves, checkpoints (:mod:`speechrl.training.checkpoint`). The
+    best-valid model in ``out`` is not part of a checkpoint: one saved after the checkpoint is saved again,
+    identically, when the resumed run reaches that step; one saved before it is already in ``out``."""
     s = cfg.sft
     rng = random.Random(cfg.seed)
     torch.manual_seed(cfg.seed)
     model.train()
     be = make_backend(cfg, model, OptimSpec(s.lr, s.weight_decay, s.grad_clip, cosine_schedule(s.warmup_steps, s.max_steps)))
     check_split(min(s.batch_size, len(train)), s.grad_accum, be.world, "sft.batch_size (capped by the training set)")
-    best, bad, best_step, start = float("inf"), 0, 0, time.perf_counter()
     it = batches(train, s.batch_size, rng)
-    history = []
-    with Progress(s.max_steps, desc, s.log_every, enabled=be.is_main) as prog:
-        for n in range(1, s.max_steps + 1):
+    st = _resume(ckpt, be, it, {"best": None, "bad": 0, "best_step": 0, "history": [], "seconds": 0.0})
+    best = math.inf if st["best"] is None else st["best"]
+    bad, best_step, history = st["bad"], st["best_step"], st["history"]
+    start = time.perf_counter() - st["seconds"]
+    n = st["step"]
+
+    def state() -> dict[str, Any]:
+        return {"best": best if math.isfinite(best) else None, "bad": bad, "best_step": best_step, "history": history,
+                "seconds": time.perf_counter() - start}
+
+    with Progress(s.max_steps, desc, s.log_every, enabled=be.is_main, initial=st["step"]) as prog:
+        for n in range(st["step"] + 1, s.max_steps + 1):
             loss = accumulate(be, proc, next(it), s.grad_accum)
             gnorm = be.step()
             be.schedule_step()
@@ -140,5 +171,7 @@ def train_sft(cfg: Config, model: Model, proc: SpeechProcessor, train: list[Samp
             if log_metrics and be.is_main:
                 log_metrics(metrics, n)
             prog.update(loss=metrics["train/loss"], lr=metrics["train/lr"])
+            if ckpt:
+                ckpt.after_step(n, s.max_steps, state)
     return {"best_valid_loss": best, "best_step": best_step, "steps": n, "seconds": time.perf_counter() - start,
             "ranks": be.world, "history": history}
