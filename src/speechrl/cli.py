@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -24,11 +25,13 @@ from speechrl.audio.io import AudioError
 from speechrl.config import Config, ConfigError, dump_config, load_config, parse_config, schema_yaml, slice_config
 from speechrl.data.manifest import ManifestError
 from speechrl.io import write_json, write_text
+from speechrl.jobdir import OutputError
 from speechrl.progress import setup_logging
 from speechrl.registry import UnknownNameError
+from speechrl.signals import Interrupted
 
 log = logging.getLogger("speechrl")
-INPUT_ERRORS = (ConfigError, ManifestError, AudioError, UnknownNameError, FileNotFoundError)
+INPUT_ERRORS = (ConfigError, ManifestError, AudioError, UnknownNameError, FileNotFoundError, OutputError)
 
 
 def _runtime(cfg: Config) -> None:
@@ -67,15 +70,63 @@ def _is_main() -> bool:
 
 
 @contextlib.contextmanager
-def _job(cfg: Config, tracking: str | None, stage: str, name: str) -> Iterator[Any]:
-    """The job's MLflow child run on rank 0; a stand-in that records nothing on the other ranks."""
+def _job(cfg: Config, tracking: str | None, stage: str, name: str, run_id: str | None = None) -> Iterator[Any]:
+    """The job's MLflow child run on rank 0 (``run_id``: resume that run); a stand-in elsewhere."""
     from speechrl.tracking import JobRun, job_run
 
     if not _is_main():
         yield JobRun()
         return
-    with job_run(cfg, tracking, stage, name) as run:
+    with job_run(cfg, tracking, stage, name, run_id=run_id) as run:
         yield run
+
+
+@dataclasses.dataclass
+class Outputs:
+    """What a stage writes through: ``work`` (the staging folder, swapped in for ``--out`` at the end), the
+    MLflow ``run`` and, for a training stage, the ``ckpt`` it resumes from and saves."""
+
+    work: Path
+    run: Any
+    ckpt: Any = None
+
+
+def _resume_hash(cfg: Config) -> str:
+    """The config hash a checkpoint must match: how often to checkpoint does not change the results."""
+    train = dataclasses.replace(cfg.train, checkpoint_every=0, checkpoint_minutes=0.0)
+    return dataclasses.replace(cfg, train=train).hash()
+
+
+@contextlib.contextmanager
+def _outputs(a: argparse.Namespace, cfg: Config, stage: str, name: str, inputs: list[Path],
+             checkpoint: bool = False) -> Iterator[Outputs]:
+    """One job's outputs, replaced as a whole (:mod:`speechrl.jobdir`): the staging folder (checked writable
+    before any work), its MLflow run, and with ``checkpoint`` a :class:`~speechrl.training.checkpoint.Checkpoint`.
+    A rerun after a kill resumes the checkpoint and the MLflow run it recorded; a killed attempt that left no
+    usable checkpoint has its run closed as KILLED and starts afresh. On success rank 0 swaps the folder in."""
+    from speechrl.jobdir import JobDir
+    from speechrl.training.backend import world_from_env
+    from speechrl.training.checkpoint import Checkpoint, fingerprint
+
+    jd, ckpt = JobDir(Path(a.out)), None
+    if checkpoint:
+        fp = fingerprint(_resume_hash(cfg), inputs, world_from_env()[1])
+        ckpt = Checkpoint(jd.checkpoints, fp, cfg.train.checkpoint_every, cfg.train.checkpoint_minutes)
+    resume = ckpt is not None and ckpt.exists()
+    previous = jd.previous_run() if _is_main() else None
+    if _is_main():
+        jd.open(keep=resume)
+    with _job(cfg, a.tracking, stage, name, run_id=previous if resume else None) as run:
+        if _is_main():
+            if previous and previous != run.run_id:
+                from speechrl.tracking import end_stale_run
+
+                end_stale_run(a.tracking, previous)
+            if checkpoint:
+                jd.record_run(run.run_id)
+        yield Outputs(jd.partial, run, ckpt)
+        if _is_main():
+            jd.commit()
 
 
 # ------------------------------------------------------------------------------------- stages
@@ -111,38 +162,36 @@ def cmd_data(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.data.hub import build_hub
     from speechrl.data.synthetic import build_synthetic
 
-    out, start = Path(a.out), time.time()
-    from speechrl.tracking import job_run
-
+    start = time.time()
     build = build_hub if cfg.data.source == "hub" else build_synthetic
-    with job_run(cfg, a.tracking, "data", f"data:{a.task}") as run:
-        stats = build(a.task, cfg, out)
-        run.metrics({k: v for k, v in stats.items() if isinstance(v, (int, float))}, 0)
-        _finish(out, cfg, "data", [], start, run)
+    with _outputs(a, cfg, "data", f"data:{a.task}", []) as o:
+        stats = build(a.task, cfg, o.work)
+        o.run.metrics({k: v for k, v in stats.items() if isinstance(v, (int, float))}, 0)
+        _finish(o.work, cfg, "data", [], start, o.run)
 
 
 def cmd_init_model(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.data.manifest import read_manifest
     from speechrl.models.build import build_tiny, count_params, load_pretrained, save
-    from speechrl.tracking import job_run
 
-    out, start = Path(a.out), time.time()
+    start = time.time()
     texts = []
     for d in a.data:
         for ex in read_manifest(Path(d) / "train.jsonl"):
             texts += [ex.prompt, *ex.references]
-    with job_run(cfg, a.tracking, "init_model", "init_model") as run:
+    inputs = [Path(d) / "train.jsonl" for d in a.data]
+    with _outputs(a, cfg, "init_model", "init_model", inputs) as o:
         if cfg.model.pretrained:
             model, proc = load_pretrained(cfg.model.pretrained, _device(cfg))
         else:
             model, proc = build_tiny(cfg, texts)
-        save(model, proc, out / "model")
+        save(model, proc, o.work / "model")
         params = count_params(model)
         kind = cfg.model.pretrained or f"tiny {cfg.model.arch}"
         log.info(f"{kind}: {params['total']:,} parameters, vocab {len(proc.tokenizer)}")
-        write_json(out / "summary.json", {"params": params, "vocab_size": len(proc.tokenizer)})
-        run.metrics({"params": params["total"]}, 0)
-        _finish(out, cfg, "init_model", [Path(d) / "train.jsonl" for d in a.data], start, run)
+        write_json(o.work / "summary.json", {"params": params, "vocab_size": len(proc.tokenizer)})
+        o.run.metrics({"params": params["total"]}, 0)
+        _finish(o.work, cfg, "init_model", inputs, start, o.run)
 
 
 def _load(cfg: Config, model_dir: str) -> Any:
@@ -156,16 +205,17 @@ def cmd_sft(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.training.data import load_split
     from speechrl.training.sft import train_sft
 
-    out, data, start = Path(a.out), Path(a.data), time.time()
+    data, start = Path(a.data), time.time()
     model, proc = _load(cfg, a.model)
     if cfg.model.lora.enabled:
         model = apply_lora(model, cfg.model.lora)
     train = load_split(data, "train", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
     valid = load_split(data, "valid", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
     log.info(f"[sft {a.task}] {len(train)} train / {len(valid)} valid examples")
-    with _job(cfg, a.tracking, "sft", f"sft:{a.task}") as run:
-        summary = train_sft(cfg, model, proc, train, valid, out / "model", run.metrics, desc=f"sft {a.task}")
-        _finish(out, cfg, "sft", [data, Path(a.model)], start, run, summary)
+    inputs = [data, Path(a.model)]
+    with _outputs(a, cfg, "sft", f"sft:{a.task}", inputs, checkpoint=True) as o:
+        summary = train_sft(cfg, model, proc, train, valid, o.work / "model", o.run.metrics, desc=f"sft {a.task}", ckpt=o.ckpt)
+        _finish(o.work, cfg, "sft", inputs, start, o.run, summary)
 
 
 def cmd_rl(a: argparse.Namespace, cfg: Config) -> None:
@@ -176,7 +226,7 @@ def cmd_rl(a: argparse.Namespace, cfg: Config) -> None:
 
     from speechrl.systems import parse_system
 
-    out, data, start = Path(a.out), Path(a.data), time.time()
+    data, start = Path(a.data), time.time()
     system = parse_system(a.algo)
     if system.kind != "rl":
         raise ConfigError(f"--algo {a.algo}: not an RL system; give a preset name or <preset>-<reward>")
@@ -188,11 +238,13 @@ def cmd_rl(a: argparse.Namespace, cfg: Config) -> None:
         model = apply_lora(model, cfg.model.lora)
     train = load_split(data, "train", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
     log.info(f"[rl {a.task} {a.algo}] {algo}")
-    with _job(cfg, a.tracking, "rl", f"rl:{a.task}:{a.algo}:s{cfg.seed}") as run:
-        run.tags({"speechrl.algorithm": a.algo, **{f"algo.{k}": v for k, v in algo.__dict__.items()}})
-        summary = train_rl(cfg, algo, model, proc, train, out / "model", run.metrics, desc=f"rl {a.task} {a.algo}")
+    inputs = [data, Path(a.model)]
+    with _outputs(a, cfg, "rl", f"rl:{a.task}:{a.algo}:s{cfg.seed}", inputs, checkpoint=True) as o:
+        o.run.tags({"speechrl.algorithm": a.algo, **{f"algo.{k}": v for k, v in algo.__dict__.items()}})
+        summary = train_rl(cfg, algo, model, proc, train, o.work / "model", o.run.metrics, desc=f"rl {a.task} {a.algo}",
+                           ckpt=o.ckpt)
         summary = {"task": a.task, "system": a.algo, "seed": cfg.seed, "algorithm": algo.__dict__, **summary}
-        _finish(out, cfg, "rl", [data, Path(a.model)], start, run, summary)
+        _finish(o.work, cfg, "rl", inputs, start, o.run, summary)
 
 
 def cmd_sft_more(a: argparse.Namespace, cfg: Config) -> None:
@@ -200,35 +252,37 @@ def cmd_sft_more(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.training.optim import COSINE_FLOOR
     from speechrl.training.sft import continue_sft
 
-    out, data, start = Path(a.out), Path(a.data), time.time()
+    data, start = Path(a.data), time.time()
     model, proc = _load(cfg, a.model)
     train = load_split(data, "train", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
     rl = cfg.rl
     lr = cfg.suite.control_lr or cfg.sft.lr * COSINE_FLOOR
-    with _job(cfg, a.tracking, "sft_more", f"sft_more:{a.task}:s{cfg.seed}") as run:
-        summary = continue_sft(cfg, model, proc, train, out / "model", steps=rl.steps, batch_size=rl.prompts_per_step * rl.group_size,
-                               lr=lr, log_metrics=run.metrics, desc=f"sft_more {a.task} s{cfg.seed}")
-        _finish(out, cfg, "sft_more", [data, Path(a.model)], start, run, summary)
+    inputs = [data, Path(a.model)]
+    with _outputs(a, cfg, "sft_more", f"sft_more:{a.task}:s{cfg.seed}", inputs, checkpoint=True) as o:
+        summary = continue_sft(cfg, model, proc, train, o.work / "model", steps=rl.steps,
+                               batch_size=rl.prompts_per_step * rl.group_size, lr=lr, log_metrics=o.run.metrics,
+                               desc=f"sft_more {a.task} s{cfg.seed}", ckpt=o.ckpt)
+        _finish(o.work, cfg, "sft_more", inputs, start, o.run, summary)
 
 
 def cmd_evaluate(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.evaluation.evaluate import evaluate
     from speechrl.io import write_jsonl
-    from speechrl.tracking import job_run
     from speechrl.training.data import load_split
 
-    out, data, start = Path(a.out), Path(a.data), time.time()
+    data, start = Path(a.data), time.time()
     model, proc = _load(cfg, a.model)
     test = load_split(data, "test", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
-    with job_run(cfg, a.tracking, "evaluate", f"eval:{a.task}:{a.system}:s{cfg.seed}") as run:
+    inputs = [data / "test.jsonl", Path(a.model)]
+    with _outputs(a, cfg, "evaluate", f"eval:{a.task}:{a.system}:s{cfg.seed}", inputs) as o:
         result, rows = evaluate(cfg, model, proc, test, desc=f"eval {a.task} {a.system}")
-        write_jsonl(out / "samples.jsonl", rows)
+        write_jsonl(o.work / "samples.jsonl", rows)
         metrics = {"task": a.task, "system": a.system, "n": len(test), "seed": cfg.seed, "config_hash": cfg.hash(),
                    "model": a.model, **result}
-        write_json(out / "metrics.json", metrics)
+        write_json(o.work / "metrics.json", metrics)
         for mode, vals in result["decodings"].items():
-            run.metrics({f"{mode}/{k}": v for k, v in vals.items()}, 0)
-        _finish(out, cfg, "evaluate", [data / "test.jsonl", Path(a.model)], start, run)
+            o.run.metrics({f"{mode}/{k}": v for k, v in vals.items()}, 0)
+        _finish(o.work, cfg, "evaluate", inputs, start, o.run)
 
 
 def cmd_report(a: argparse.Namespace, cfg: Config) -> None:
@@ -237,28 +291,36 @@ def cmd_report(a: argparse.Namespace, cfg: Config) -> None:
 
     from speechrl.systems import CONTROL, ablation_systems
 
+    from speechrl.jobdir import JobDir
+
     out, start = Path(a.out), time.time()
+    jd = JobDir(out)
+    work = jd.open()
     suite = cfg.suite
     ablation = ablation_systems(cfg)
-    build_report([Path(m) for m in a.metrics], out, title=f"speechrl: {cfg.name}", decoding=cfg.report.decoding,
+    build_report([Path(m) for m in a.metrics], work, title=f"speechrl: {cfg.name}", decoding=cfg.report.decoding,
                  system_order=[*cfg.report.systems, CONTROL, *cfg.rl.algorithms], metrics=cfg.evaluate.metrics,
                  curves=[Path(c) for c in a.curves], ablation=(suite.ablation_algorithm, ablation) if ablation else None,
                  paper=cfg.report.paper_numbers)
     from speechrl.audit import write_manifest
 
-    write_manifest(out, cfg, "report", [Path(m) for m in a.metrics], start)
+    write_manifest(work, cfg, "report", [Path(m) for m in a.metrics], start)
+    jd.commit()
     if a.tracking:
         finish_pipeline(cfg, Path(a.tracking), [out])
     log.info(f"report: {out / 'index.html'}")
 
 
 def cmd_audit(a: argparse.Namespace) -> None:
-    from speechrl.audit import audit
+    from speechrl.audit import AuditError, audit, manifests
 
-    problems = audit(Path(a.results))
+    try:
+        n, problems = len(manifests(Path(a.results))), audit(Path(a.results))
+    except AuditError as e:  # no such folder, or no manifest under it
+        print(f"speechrl audit: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     for p in problems:
         print(p)
-    n = len(list(Path(a.results).rglob("manifest.json")))
     print(f"audit: {n} manifests, {len(problems)} problems")
     if problems:
         raise SystemExit(1)
@@ -305,8 +367,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("schema", help="print (or --out) the JSON schema generated from the config dataclasses")
     s.add_argument("--out")
     s.set_defaults(fn=cmd_schema, needs_config=False)
-    au = sub.add_parser("audit", help="re-hash every manifest's inputs/outputs under a results folder")
-    au.add_argument("--results", default="results")
+    au = sub.add_parser("audit", help="re-hash every job manifest's inputs/outputs under a results folder and check "
+                        "each job's config against its config file and the resolved config (speechrl.audit)")
+    au.add_argument("--results", default="results", help="the results folder (or a part of it); it may have moved")
     au.set_defaults(fn=cmd_audit, needs_config=False)
 
     task = ("--task", {"required": True})
@@ -329,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     setup_logging(logging.INFO if _is_main() else logging.WARNING)  # one progress log per job, not per rank
     args = build_parser().parse_args(argv)
+    if args.needs_config:  # a job's log is appended to across attempts: mark where each one starts
+        log.info(f"=== speechrl {args.cmd}: pid {os.getpid()} on {socket.gethostname()}, rank {os.environ.get('RANK', 0)}")
     try:
         if args.needs_config:
             cfg = load_config(args.config)
@@ -341,6 +406,9 @@ def main(argv: list[str] | None = None) -> None:
     except INPUT_ERRORS as e:
         print(f"speechrl {args.cmd}: error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Interrupted as e:  # SIGTERM / SIGUSR1: checkpoint saved; Snakemake retries / SLURM requeues resume it
+        print(f"speechrl {args.cmd}: {e}", file=sys.stderr)
+        raise SystemExit(e.exit_code) from None
 
 
 if __name__ == "__main__":
