@@ -82,8 +82,13 @@ def test_every_job_writes_a_manifest_with_one_config_hash_per_slice(run: Path):
     assert len(set.union(*by_file.values())) == len(by_file)  # slices differ from each other
     assert {m["seed"] for m in manifests if m["stage"] in ("rl", "sft_more", "evaluate")} == set(SEEDS)
     assert {m["seed"] for m in manifests if m["stage"] in ("data", "init_model", "sft")} == {0}
+    # the commit of this repository (git runs where the package source is, not in the --directory cwd);
+    # HEAD or, should a commit land while the pipeline runs, an ancestor of it
+    for commit in {m["git"]["commit"] for m in manifests}:
+        assert len(commit) == 40 and subprocess.run(["git", "merge-base", "--is-ancestor", commit, "HEAD"],
+                                                    cwd=ROOT).returncode == 0, commit
     for m in manifests:
-        assert m["versions"]["torch"].startswith("2.13.0") and m["git"]["commit"]
+        assert m["versions"]["torch"].startswith("2.13.0") and isinstance(m["git"]["dirty"], bool) and "reason" not in m["git"]
 
 
 @pytest.mark.workflow
