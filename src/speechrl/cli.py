@@ -155,7 +155,16 @@ def cmd_schema(a: argparse.Namespace) -> None:
 def cmd_tracking_init(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.tracking import init_pipeline
 
-    init_pipeline(cfg, Path(a.out))
+    init_pipeline(cfg, Path(a.out))  # an unreachable server: one warning line, the run spooled, exit 0
+
+
+def cmd_tracking_sync(a: argparse.Namespace) -> None:
+    from speechrl.tracking import sync
+
+    replayed, left = sync(Path(a.tracking))
+    print(f"tracking-sync: {replayed} operations replayed, {left} left")
+    if left:
+        raise SystemExit(1)
 
 
 def cmd_data(a: argparse.Namespace, cfg: Config) -> None:
@@ -371,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "each job's config against its config file and the resolved config (speechrl.audit)")
     au.add_argument("--results", default="results", help="the results folder (or a part of it); it may have moved")
     au.set_defaults(fn=cmd_audit, needs_config=False)
+    ts = sub.add_parser("tracking-sync", help="replay the MLflow operations buffered while the server was unreachable")
+    ts.add_argument("--tracking", required=True, help="pipeline run file written by `speechrl tracking-init`")
+    ts.set_defaults(fn=cmd_tracking_sync, needs_config=False)
 
     task = ("--task", {"required": True})
     stage("tracking-init", cmd_tracking_init, "create the MLflow pipeline run")
