@@ -19,7 +19,8 @@ from conftest import tiny_dict  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--jobs", required=True, help="comma-separated: sft, sft_more, rl:<preset>, rl:<preset>+mb<N> (N minibatches)")
+    p.add_argument("--jobs", required=True, help="comma-separated: sft, sft_more, rl:<preset>, rl:<preset>+mb<N> (N minibatches); "
+                   "resume-<job>: the job stopped by SIGUSR1 (sent to rank 0 only) after step 1, then resumed from its checkpoint")
     p.add_argument("--backend", default="local")
     p.add_argument("--ds-config", default="config/deepspeed/zero2.json")
     p.add_argument("--grad-accum", type=int, default=1)
@@ -39,7 +40,7 @@ def main() -> None:
         torch.save(results, a.out)
 
 
-def run_job(job: str, a: argparse.Namespace) -> dict:
+def run_job(job: str, a: argparse.Namespace, ckpt=None, log_extra=None) -> dict:
     """One job from the base model; rank 0 returns its per-step losses and final parameters."""
     from speechrl.algos import resolve
     from speechrl.config import parse_config
@@ -52,6 +53,8 @@ def run_job(job: str, a: argparse.Namespace) -> dict:
     d["rl"].update({"rewards": {"chrf": 1.0}, "steps": a.steps, "grad_accum": a.grad_accum, "prompts_per_step": 4,
                     "group_size": 4, "lr": 1e-3, "max_new_tokens": 6})
     d["train"] = {"backend": a.backend, "deepspeed_config": a.ds_config, "precision": a.precision}
+    if job.startswith("resume-"):
+        return resumed(job.removeprefix("resume-"), a)
     kind, _, preset = job.partition(":")
     preset, _, minibatches = preset.partition("+mb")
     if minibatches:  # more minibatches than groups per rank: some rank gets none (weight-0 stand-in)
@@ -64,6 +67,8 @@ def run_job(job: str, a: argparse.Namespace) -> dict:
 
     def log_metrics(m: dict, step: int) -> None:
         losses.append(m.get("actor/loss", m.get("train/loss")))
+        if log_extra:
+            log_extra(step)
 
     out_model = work / "model"
     if kind == "state":
@@ -71,19 +76,42 @@ def run_job(job: str, a: argparse.Namespace) -> dict:
     if kind == "sft":
         from speechrl.training.sft import train_sft
 
-        train_sft(cfg, model, proc, train, load_split(Path(a.data), "valid", proc), out_model, log_metrics)
+        train_sft(cfg, model, proc, train, load_split(Path(a.data), "valid", proc), out_model, log_metrics, ckpt=ckpt)
     elif kind == "sft_more":
         from speechrl.training.sft import continue_sft
 
-        continue_sft(cfg, model, proc, train, out_model, steps=a.steps, batch_size=8, lr=1e-3, log_metrics=log_metrics)
+        continue_sft(cfg, model, proc, train, out_model, steps=a.steps, batch_size=8, lr=1e-3, log_metrics=log_metrics,
+                     ckpt=ckpt)
     else:
         from speechrl.training.rl import train_rl
 
-        train_rl(cfg, resolve(preset, cfg.rl), model, proc, train, out_model, log_metrics)
+        train_rl(cfg, resolve(preset, cfg.rl), model, proc, train, out_model, log_metrics, ckpt=ckpt)
     if int(os.environ.get("RANK", 0)) != 0:
         return {}
     final, _ = load(out_model)
     return {"losses": losses, "params": {k: v.detach().clone() for k, v in final.named_parameters()}}
+
+
+def resumed(job: str, a: argparse.Namespace) -> dict:
+    """``job`` interrupted after step 1 (SIGUSR1 to rank 0 alone: the ranks must agree to stop), then resumed;
+    rank 0 returns the losses of the resumed steps and the final parameters, to compare with ``job``'s."""
+    import signal
+
+    from speechrl.signals import Interrupted
+    from speechrl.training.checkpoint import Checkpoint
+
+    root = Path(a.out).parent / "ckpt" / job.replace(":", "-")  # one folder for every rank
+
+    def stop(step: int) -> None:
+        if step == 1 and int(os.environ.get("RANK", 0)) == 0:
+            os.kill(os.getpid(), signal.SIGUSR1)
+
+    try:
+        run_job(job, a, Checkpoint(root, "fp"), stop)
+        raise AssertionError("the job was not interrupted")
+    except Interrupted as e:
+        assert e.step == 1, e.step
+    return run_job(job, a, Checkpoint(root, "fp"))
 
 
 def state_roundtrip(cfg, a: argparse.Namespace, train: list) -> dict:

@@ -19,4 +19,4 @@ rule data:
         launch=launcher("data"),
     shell:
         "{params.launch}speechrl data --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
-        "--out {output} > {log} 2>&1"
+        "--out {output} >> {log} 2>&1"

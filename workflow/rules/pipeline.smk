@@ -38,7 +38,7 @@ rule resolve_config:
     resources:
         **job_resources("pipeline"),
     shell:
-        "speechrl resolve-config --json {params.cfg:q} --out {output} > {log} 2>&1"
+        "speechrl resolve-config --json {params.cfg:q} --out {output} >> {log} 2>&1"
 
 
 rule config_slice:
@@ -57,7 +57,7 @@ rule config_slice:
     resources:
         **job_resources("pipeline"),
     shell:
-        "speechrl resolve-config --json {params.values:q} --slice {wildcards.slice} --out {output} > {log} 2>&1"
+        "speechrl resolve-config --json {params.values:q} --slice {wildcards.slice} --out {output} >> {log} 2>&1"
 
 
 rule tracking_init:
@@ -74,4 +74,4 @@ rule tracking_init:
     resources:
         **job_resources("pipeline"),
     shell:
-        "speechrl tracking-init --config {input} --out {output} > {log} 2>&1"
+        "speechrl tracking-init --config {input} --out {output} >> {log} 2>&1"

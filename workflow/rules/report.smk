@@ -25,4 +25,4 @@ rule report:
         curves=lambda wildcards, input: " ".join(f"{r}/summary.json" for r in input.runs),
     shell:
         "{params.launch}speechrl report --config {input.cfg} --tracking {input.track} --out {params.out} "
-        "--curves {params.curves} --metrics {input.metrics} > {log} 2>&1"
+        "--curves {params.curves} --metrics {input.metrics} >> {log} 2>&1"

@@ -22,7 +22,7 @@ rule rl:
         launch=launcher("rl"),
     shell:
         "{params.launch}speechrl rl --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
-        "--algo {wildcards.rlsys} --data {input.data} --model {input.model}/model --out {output} > {log} 2>&1"
+        "--algo {wildcards.rlsys} --data {input.data} --model {input.model}/model --out {output} >> {log} 2>&1"
 
 
 rule sft_more:
@@ -45,4 +45,4 @@ rule sft_more:
         launch=launcher("sft_more"),
     shell:
         "{params.launch}speechrl sft-more --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
-        "--data {input.data} --model {input.model}/model --out {output} > {log} 2>&1"
+        "--data {input.data} --model {input.model}/model --out {output} >> {log} 2>&1"

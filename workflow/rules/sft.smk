@@ -20,7 +20,7 @@ rule init_model:
         launch=launcher("init_model"),
     shell:
         "{params.launch}speechrl init-model --config {input.cfg} --tracking {input.track} --data {input.data} "
-        "--out {output} > {log} 2>&1"
+        "--out {output} >> {log} 2>&1"
 
 
 rule sft:
@@ -43,4 +43,4 @@ rule sft:
         launch=launcher("sft"),
     shell:
         "{params.launch}speechrl sft --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
-        "--data {input.data} --model {input.model}/model --out {output} > {log} 2>&1"
+        "--data {input.data} --model {input.model}/model --out {output} >> {log} 2>&1"
