@@ -40,3 +40,30 @@ def test_bad_audio_names_the_file(tmp_path, make, needle):
     with pytest.raises(AudioError) as e:
         load_audio(p, 16000, max_seconds=2, context="id=x1")
     assert needle in str(e.value) and "bad.wav" in str(e.value) and "id=x1" in str(e.value)
+
+
+def test_out_of_range_float_audio_is_refused(tmp_path):
+    p = tmp_path / "loud.wav"
+    x = np.zeros(8000, dtype=np.float32)
+    x[100] = 158.0
+    sf.write(p, x, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError) as e:
+        load_audio(p, 16000, context="id=x1")
+    msg = str(e.value)
+    assert "loud.wav" in msg and "id=x1" in msg and "peak amplitude 158 is outside [-1, 1]" in msg and "sox --norm" in msg
+
+
+def test_float_audio_within_the_tolerance_loads(tmp_path):
+    p = tmp_path / "edge.wav"
+    x = np.full(800, -1.0005, dtype=np.float32)  # rounding overshoot under PEAK_TOLERANCE (1e-3)
+    sf.write(p, x, 16000, subtype="FLOAT")
+    assert load_audio(p).shape == (800,)
+
+
+def test_nan_audio_is_refused(tmp_path):
+    p = tmp_path / "nan.wav"
+    x = np.zeros(800, dtype=np.float32)
+    x[5] = np.nan
+    sf.write(p, x, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="nan.wav: audio contains NaN or infinite samples"):
+        load_audio(p)

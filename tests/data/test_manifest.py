@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from speechrl.data.manifest import Example, ManifestError, read_manifest, write_manifest
+from speechrl.data.manifest import Example, ManifestError, read_manifest, scan_manifest, write_manifest
 
 
 def _row(**kw):
@@ -41,6 +41,54 @@ def test_bad_lines_are_named(tmp_path, line, needle):
     with pytest.raises(ManifestError) as e:
         read_manifest(p)
     assert f"{p}{needle}" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("row", "needle"),
+    [
+        (_row(id="b", prompt=None), "field 'prompt' must be a string, got null (id=b)"),
+        (_row(id="b", prompt=3), "field 'prompt' must be a string, got number 3 (id=b)"),
+        (_row(id="b", task=None), "field 'task' must be a string, got null (id=b)"),
+        (_row(id="b", task=7), "field 'task' must be a string, got number 7 (id=b)"),
+        (_row(id=None), "field 'id' must be a string, got null (id=?)"),
+        (_row(id=12), "field 'id' must be a string, got number 12 (id=?)"),
+        (_row(id=""), "field 'id' must be a non-empty string, got '' (id=?)"),
+        (_row(id="b", audio=""), "field 'audio' must be a non-empty string"),
+        (_row(id="b", language=["en"]), "field 'language' must be a string, got list [\"en\"] (id=b)"),
+        (_row(id="b", target_language=None), "field 'target_language' must be a string, got null (id=b)"),
+        (_row(id="b", references=[""]), "references[0] is empty (''); every reference must be non-blank text (id=b)"),
+        (_row(id="b", references=["ok", "  "]), "references[1] is empty ('  '); every reference must be non-blank text (id=b)"),
+        (_row(id="b", references=""), "references[0] is empty"),
+        (_row(id="b", references=["ok", None]), "references[1] must be a string, got null (id=b)"),
+        (_row(id="b", extra=[1]), "field 'extra' must be an object, got list [1] (id=b)"),
+        (_row(id="b", extra=None), "field 'extra' must be an object, got null (id=b)"),
+    ],
+)
+def test_wrong_types_and_empty_references_are_named(tmp_path, row, needle):
+    p = tmp_path / "m.jsonl"
+    p.write_text(json.dumps(_row()) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(ManifestError) as e:
+        read_manifest(p)
+    assert str(e.value).startswith(f"{p}:2: ") and needle in str(e.value)
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_nan_and_infinity_are_refused(tmp_path, constant):
+    p = tmp_path / "m.jsonl"
+    p.write_text(json.dumps(_row()).replace('"p"', constant) + "\n")  # "prompt": NaN
+    with pytest.raises(ManifestError, match=f"m.jsonl:1: not valid JSON \\({constant} is not a JSON value"):
+        read_manifest(p)
+
+
+def test_scan_lists_every_bad_line_and_keeps_the_good(tmp_path):
+    p = tmp_path / "m.jsonl"
+    lines = [_row(id="a"), _row(id="b", prompt=None), _row(id="a"), _row(id="c"), _row(id="d", references=[" "])]
+    p.write_text("\n".join(json.dumps(r) for r in lines) + "\n{oops\n")
+    good, bad = scan_manifest(p)
+    assert [(n, ex.id) for n, ex in good] == [(1, "a"), (4, "c")]
+    assert [(b.file, b.line, b.id) for b in bad] == [(str(p), 2, "b"), (str(p), 3, "a"), (str(p), 5, "d"), (str(p), 6, None)]
+    assert bad[1].reason == "duplicate id 'a' (first at line 1)"
+    assert bad[0].to_json() == {"file": str(p), "line": 2, "id": "b", "reason": "field 'prompt' must be a string, got null (id=b)"}
 
 
 def test_missing_and_empty_manifest(tmp_path):

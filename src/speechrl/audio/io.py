@@ -8,8 +8,12 @@ import numpy as np
 import soundfile as sf
 
 
+# Float audio may overshoot full scale by rounding (resampling, codecs); more is a wrongly scaled file.
+PEAK_TOLERANCE = 1e-3
+
+
 class AudioError(ValueError):
-    """Unreadable, empty, wrongly sampled or too long audio; the message names the file."""
+    """Unreadable, empty, wrongly sampled, out-of-range or too long audio; the message names the file."""
 
 
 def read_file(path: str | Path, where: str) -> tuple[np.ndarray, int]:
@@ -26,7 +30,9 @@ def load_audio(path: str | Path, sample_rate: int = 16000, max_seconds: float | 
     """Read a mono float32 waveform in [-1, 1], shape (samples,).
 
     Raises :class:`AudioError` for a missing, corrupt or empty file, a sample rate other than
-    ``sample_rate`` (resample it first: the features assume it), or audio over ``max_seconds``.
+    ``sample_rate`` (resample it first: the features assume it), NaN / infinite samples, a peak
+    amplitude over ``1 + PEAK_TOLERANCE`` (a float file that is not normalised; integer PCM always
+    decodes within range), or audio over ``max_seconds``.
     Multi-channel audio is downmixed (mean over channels).
     ``context`` (e.g. a manifest id) is added to the message.
     """
@@ -37,9 +43,13 @@ def load_audio(path: str | Path, sample_rate: int = 16000, max_seconds: float | 
         raise AudioError(f"{where}: sample rate {sr} Hz, expected {sample_rate} Hz (resample, e.g. `sox in.wav -r {sample_rate} out.wav`)")
     if wav.shape[0] == 0:
         raise AudioError(f"{where}: audio is empty (0 samples)")
-    wav = wav.mean(axis=1) if wav.shape[1] > 1 else wav[:, 0]
     if not np.isfinite(wav).all():
         raise AudioError(f"{where}: audio contains NaN or infinite samples")
+    peak = float(np.abs(wav).max())
+    if peak > 1 + PEAK_TOLERANCE:
+        raise AudioError(f"{where}: peak amplitude {peak:.4g} is outside [-1, 1] (float audio must be normalised, "
+                         f"e.g. `sox --norm in.wav out.wav`)")
+    wav = wav.mean(axis=1) if wav.shape[1] > 1 else wav[:, 0]
     if max_seconds is not None and len(wav) > max_seconds * sample_rate:
         raise AudioError(f"{where}: {len(wav) / sample_rate:.1f} s is longer than data.max_audio_seconds={max_seconds}")
     return np.ascontiguousarray(wav)
