@@ -101,3 +101,26 @@ def test_config_package_keeps_its_public_names():
         assert hasattr(c, name), name
     assert c.Config is fields.Config and c.load_config is parser.load_config and c.schema_yaml is schema.schema_yaml
     assert "seed 00" not in schema_yaml(), "cite papers by author, year and arXiv id"
+
+
+def test_yaml_exponent_floats_are_numbers(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("sft: {lr: 1e-3, weight_decay: 5E-4}\nrl: {lr: 2e-6}\n")  # PyYAML (YAML 1.1) reads these as strings
+    assert yaml.safe_load(p.read_text())["sft"]["lr"] == "1e-3"
+    cfg = load_config(p)
+    assert (cfg.sft.lr, cfg.sft.weight_decay, cfg.rl.lr) == (0.001, 0.0005, 2e-6)
+    assert cfg.hash() == load_config(p, overrides={"sft": {"lr": 0.001, "weight_decay": 0.0005}, "rl": {"lr": 2e-6}}).hash()
+    for text in ("abc", "nan", "inf", "1e-3x", ""):
+        p.write_text(f"sft: {{lr: '{text}'}}\n")
+        with pytest.raises(ConfigError, match=f"sft.lr: expected float, got str '{text}'"):
+            load_config(p)
+    p.write_text("sft: {lr: -1e-3}\n")
+    with pytest.raises(ConfigError, match="sft.lr: -0.001 must be > 0"):
+        load_config(p)
+
+
+def test_on_bad_sample_choices():
+    assert parse_config({}).data.on_bad_sample == "error"
+    assert parse_config({"data": {"on_bad_sample": "skip"}}).data.on_bad_sample == "skip"
+    with pytest.raises(ConfigError, match="data.on_bad_sample: unknown value 'drop'; valid choices: error, skip"):
+        parse_config({"data": {"on_bad_sample": "drop"}})

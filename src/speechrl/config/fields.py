@@ -103,6 +103,7 @@ class DataConfig:
     tasks: list[str] = opt(["sqa", "ast"], "Tasks to build and train: 'sqa' (spoken QA, LibriSQA-like), 'ast' (En->De speech translation, CoVoST2-like).", choices=["sqa", "ast"])
     sample_rate: int = opt(16000, "Audio sample rate in Hz; every clip must have it (the feature extractor assumes it).", choices=[16000])
     max_audio_seconds: float = opt(12.0, "Longest clip accepted; longer audio is an input error naming the file.", gt=0)
+    on_bad_sample: str = opt("error", "What a job does with a bad sample (malformed manifest line, wrong field type, empty reference, duplicate id, an id or identical example in two splits, missing / corrupt / wrongly sampled / too long / NaN / out-of-range audio), all found before the first training step: 'error' stops at the first with one line naming file, line and id (exit 2); 'skip' leaves every bad sample out (a cross-split copy is dropped from train, or from valid when the other copy is in test), logs their count and lists them in the job's skipped.jsonl. A split with no usable sample left is an error either way.", choices=["error", "skip"])
     synthetic: SyntheticConfig = section(SyntheticConfig, "Synthetic data options.")
     hub: HubConfig = section(HubConfig, "Real datasets (data.source: hub).")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from pathlib import Path
@@ -97,8 +98,15 @@ def _check_choice(value: Any, key: str, meta: dict[str, Any]) -> None:
         raise ConfigError(f"{key}: unknown value {value!r}; valid choices: {', '.join(map(str, choices))}{hint}")
 
 
+# A number that PyYAML (YAML 1.1) reads as a string: "1e-3", "5E-4" (YAML 1.1 wants a dot and a signed
+# exponent). Accepted for float fields; "inf", "nan", "abc" are not. Also a JSON-schema pattern.
+FLOAT_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$"
+
+
 def _scalar(value: Any, tp: Any, key: str, meta: dict[str, Any]) -> Any:
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if tp is float and isinstance(value, str) and re.fullmatch(FLOAT_PATTERN, value):
         value = float(value)
     ok = isinstance(value, tp) and not (tp in (int, float) and isinstance(value, bool))
     if not ok:

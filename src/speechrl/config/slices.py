@@ -30,7 +30,7 @@ import copy
 from typing import Any
 
 # Keys read by the model / training code of every job that loads audio and a checkpoint.
-_DATA_IO = ("data.sample_rate", "data.max_audio_seconds", "data.source")
+_DATA_IO = ("data.sample_rate", "data.max_audio_seconds", "data.source", "data.on_bad_sample")
 _RUNTIME = ("threads", "device")  # torch threads (_runtime), torch device (_device)
 
 # Key paths ("a.b" = that key and everything under it); "-a.b" removes a path again.
