@@ -59,6 +59,7 @@ def test_bad_lines_are_named(tmp_path, line, needle):
         (_row(id="b", references=[""]), "references[0] is empty (''); every reference must be non-blank text (id=b)"),
         (_row(id="b", references=["ok", "  "]), "references[1] is empty ('  '); every reference must be non-blank text (id=b)"),
         (_row(id="b", references=""), "references[0] is empty"),
+        (_row(id="b", references=["\u200b"]), "references[0] is empty ('\\u200b')"),
         (_row(id="b", references=["ok", None]), "references[1] must be a string, got null (id=b)"),
         (_row(id="b", extra=[1]), "field 'extra' must be an object, got list [1] (id=b)"),
         (_row(id="b", extra=None), "field 'extra' must be an object, got null (id=b)"),

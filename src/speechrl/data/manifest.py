@@ -87,6 +87,11 @@ def _found(value: Any) -> str:
     return f"{kind} {text if len(text) <= 40 else text[:37] + '...'}"
 
 
+def _blank(text: str) -> bool:
+    """No visible character: empty, whitespace, or only format characters such as a zero-width space."""
+    return not any(ch.isprintable() and not ch.isspace() for ch in text)
+
+
 def _parse_line(line: str, where: str) -> Example:
     """One line -> :class:`Example`; a problem raises :class:`ManifestError` ``"<where>: <reason> (id=...)"``."""
     try:
@@ -118,7 +123,7 @@ def _parse_line(line: str, where: str) -> Example:
     for i, r in enumerate(refs):
         if not isinstance(r, str):
             raise ManifestError(f"{where}: references[{i}] must be a string, got {_found(r)} ({ident})")
-        if not r.strip():
+        if _blank(r):
             raise ManifestError(f"{where}: references[{i}] is empty ({r!r}); every reference must be non-blank text ({ident})")
     if row["split"] not in SPLITS:
         raise ManifestError(f"{where}: field 'split' is {row['split']!r}; valid: {', '.join(SPLITS)} ({ident})")
