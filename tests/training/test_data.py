@@ -94,26 +94,34 @@ def test_skip_mode_keeps_the_good_and_lists_the_bad(tmp_path, proc, caplog):
         _row("f", "train", audio="wavs/none.wav"),  # missing audio
         _row("t", "train"),                      # id also in test
         _row("g", "train"),
+        _row("h", "train"),                      # corrupt audio
+        _row("i", "train"),                      # wrong sample rate
+        _row("j", "train"),                      # NaN samples
     ]
     valid = [_row("v", "valid"), _row("w", "valid")]
     test = [_row("t", "test"), _row("u", "test")]
     audio = {"d": np.full(1600, 3.0), "e": np.zeros(32000), "w": np.full(1600, 0.25)}
     _folder(tmp_path, {"train": train, "valid": valid, "test": test}, audio)
     (tmp_path / "wavs" / "u.wav").write_bytes((tmp_path / "wavs" / "w.wav").read_bytes())  # valid w == test u
+    (tmp_path / "wavs" / "h.wav").write_bytes(b"RIFF\x00\x00garbage")
+    sf.write(tmp_path / "wavs" / "i.wav", np.zeros(800), 8000)
+    sf.write(tmp_path / "wavs" / "j.wav", np.full(800, np.nan), 16000, subtype="FLOAT")
     data, skipped = load_job_data(tmp_path, ("train", "valid"), proc, _cfg("skip"))
     assert [s.example.id for s in data["train"]] == ["a", "g"] and [s.example.id for s in data["valid"]] == ["v"]
     tr, va = str(tmp_path / "train.jsonl"), str(tmp_path / "valid.jsonl")
     assert [(r["file"], r["line"], r["id"]) for r in skipped] == [
         (tr, 2, "b"), (tr, 3, None), (tr, 4, "c"), (tr, 5, "a"), (tr, 6, "d"), (tr, 7, "e"), (tr, 8, "f"), (tr, 9, "t"),
-        (va, 2, "w")]
+        (tr, 11, "h"), (tr, 12, "i"), (tr, 13, "j"), (va, 2, "w")]
     reasons = [r["reason"] for r in skipped]
     assert "must be a string, got null" in reasons[0] and "not valid JSON" in reasons[1] and "references[0] is empty" in reasons[2]
     assert "duplicate id" in reasons[3] and "peak amplitude 3" in reasons[4] and "longer than data.max_audio_seconds=1.0" in reasons[5]
-    assert "audio file not found" in reasons[6] and "also in" in reasons[7] and "same audio content" in reasons[8]
+    assert "audio file not found" in reasons[6] and "also in" in reasons[7] and "cannot decode audio" in reasons[8]
+    assert "sample rate 8000 Hz" in reasons[9] and "NaN" in reasons[10] and "same audio content" in reasons[11]
+    assert all(f"id={r['id']} at {r['file']}:{r['line']}" in r["reason"] for r in skipped[4:7] + skipped[8:11])  # audio: clip and line
     with caplog.at_level(logging.WARNING, logger="speechrl"):
         path = write_skipped(tmp_path / "out", skipped)
     assert [json.loads(line) for line in path.read_text().splitlines()] == skipped
-    assert f"skipped 9 bad sample(s) (see {path})" in caplog.text
+    assert f"skipped 12 bad sample(s) (see {path})" in caplog.text
 
     data, skipped = load_job_data(tmp_path, ("test",), proc, _cfg("skip"))  # the test copies are kept
     assert [s.example.id for s in data["test"]] == ["t", "u"] and skipped == []
