@@ -48,7 +48,7 @@ def load_audio(path: str | Path, sample_rate: int = 16000, max_seconds: float | 
     peak = float(np.abs(wav).max())
     if peak > 1 + PEAK_TOLERANCE:
         raise AudioError(f"{where}: peak amplitude {peak:.4g} is outside [-1, 1] (float audio must be normalised, "
-                         f"e.g. `sox --norm in.wav out.wav`)")
+                         "e.g. `sox --norm in.wav out.wav`)")
     wav = wav.mean(axis=1) if wav.shape[1] > 1 else wav[:, 0]
     if max_seconds is not None and len(wav) > max_seconds * sample_rate:
         raise AudioError(f"{where}: {len(wav) / sample_rate:.1f} s is longer than data.max_audio_seconds={max_seconds}")
