@@ -28,6 +28,7 @@ from speechrl.io import write_json, write_text
 from speechrl.jobdir import OutputError
 from speechrl.progress import setup_logging
 from speechrl.registry import UnknownNameError
+from speechrl import signals
 from speechrl.signals import Interrupted
 
 log = logging.getLogger("speechrl")
@@ -112,21 +113,24 @@ def _outputs(a: argparse.Namespace, cfg: Config, stage: str, name: str, inputs: 
     if checkpoint:
         fp = fingerprint(_resume_hash(cfg), inputs, world_from_env()[1])
         ckpt = Checkpoint(jd.checkpoints, fp, cfg.train.checkpoint_every, cfg.train.checkpoint_minutes)
-    resume = ckpt is not None and ckpt.exists()
-    previous = jd.previous_run() if _is_main() else None
-    if _is_main():
-        jd.open(keep=resume)
-    with _job(cfg, a.tracking, stage, name, run_id=previous if resume else None) as run:
+    try:
+        resume = ckpt is not None and ckpt.exists()
+        previous = jd.previous_run() if _is_main() else None
         if _is_main():
-            if previous and previous != run.run_id:
-                from speechrl.tracking import end_stale_run
+            jd.open(keep=resume, checkpoints=checkpoint)
+        with _job(cfg, a.tracking, stage, name, run_id=previous if resume else None) as run:
+            if _is_main():
+                if previous and previous != run.run_id:
+                    from speechrl.tracking import end_stale_run
 
-                end_stale_run(a.tracking, previous)
-            if checkpoint:
-                jd.record_run(run.run_id)
-        yield Outputs(jd.partial, run, ckpt)
-        if _is_main():
-            jd.commit()
+                    end_stale_run(a.tracking, previous)
+                if checkpoint:
+                    jd.record_run(run.run_id)
+            yield Outputs(jd.partial, run, ckpt)
+            if _is_main():
+                jd.commit()
+    finally:
+        signals.uninstall()
 
 
 # ------------------------------------------------------------------------------------- stages

@@ -27,13 +27,13 @@ class JobDir:
         self.partial = self.out.with_name(f".{self.out.name}.partial")
         self.checkpoints = self.out.with_name(f".{self.out.name}.ckpt")
 
-    def open(self, keep: bool = False) -> Path:
+    def open(self, keep: bool = False, checkpoints: bool = False) -> Path:
         """Create the staging folder (emptied unless ``keep``: a resumed job keeps what it wrote) and check
-        that it, the checkpoint folder and the output's parent are writable; returns the staging folder."""
+        that it (and with ``checkpoints`` the checkpoint folder) is writable; returns the staging folder."""
         try:
             if not keep:
                 shutil.rmtree(self.partial, ignore_errors=True)
-            for d in (self.partial, self.checkpoints):
+            for d in (self.partial, self.checkpoints) if checkpoints else (self.partial,):
                 d.mkdir(parents=True, exist_ok=True)
                 probe = d / f".write-test-{uuid.uuid4().hex}"
                 probe.write_bytes(b"")
