@@ -106,3 +106,38 @@ def test_resolve_config_slice_keeps_the_slice_and_defaults_the_rest(tmp_path, cf
     assert part.sft == parse_config({}).sft and part.suite == parse_config({}).suite
     code, err = _run(["resolve-config", "--config", str(cfg_file), "--slice", "rl_leaf", "--out", str(out)], capsys)
     assert code == 2 and "unknown config slice 'rl_leaf'; valid: tracking, data" in err
+
+
+# ---- data.on_bad_sample: error (exit 2, before training) or skip (listed in skipped.jsonl)
+
+def _edit_train(broken_data, fn):
+    path = broken_data / "train.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    fn(rows)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def test_empty_reference_stops_sft_before_training(cfg_file, broken_data, tiny_model_dir, tmp_path, capsys):
+    rows = _edit_train(broken_data, lambda rows: rows[3].update(references=[""]))
+    code, err = _run(_sft(cfg_file, broken_data, tiny_model_dir, tmp_path / "o"), capsys)
+    assert code == 2 and f"{broken_data / 'train.jsonl'}:4: references[0] is empty ('')" in err and f"id={rows[3]['id']}" in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_train_test_leak_stops_sft(cfg_file, broken_data, tiny_model_dir, tmp_path, capsys):
+    test_id = json.loads((broken_data / "test.jsonl").read_text().splitlines()[0])["id"]
+    _edit_train(broken_data, lambda rows: rows[0].update(id=test_id))
+    code, err = _run(_sft(cfg_file, broken_data, tiny_model_dir, tmp_path / "o"), capsys)
+    assert code == 2 and f"train.jsonl:1: id '{test_id}' is also in {broken_data / 'test.jsonl'}:1" in err
+
+
+def test_skip_mode_trains_on_the_rest_and_lists_the_bad(cfg_file, broken_data, tiny_model_dir, tmp_path, capsys):
+    cfg = yaml.safe_load(cfg_file.read_text())
+    cfg["data"]["on_bad_sample"] = "skip"
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    rows = _edit_train(broken_data, lambda rows: (rows[1].update(prompt=None), rows[5].update(references=[" "])))
+    main(_sft(cfg_file, broken_data, tiny_model_dir, tmp_path / "o"))
+    skipped = [json.loads(line) for line in (tmp_path / "o" / "skipped.jsonl").read_text().splitlines()]
+    assert [(s["line"], s["id"]) for s in skipped] == [(2, rows[1]["id"]), (6, rows[5]["id"])]
+    assert "skipped 2 bad sample(s)" in capsys.readouterr().err

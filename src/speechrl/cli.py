@@ -184,13 +184,13 @@ def cmd_data(a: argparse.Namespace, cfg: Config) -> None:
 
 
 def cmd_init_model(a: argparse.Namespace, cfg: Config) -> None:
-    from speechrl.data.manifest import read_manifest
+    from speechrl.data.manifest import scan_manifest
     from speechrl.models.build import build_tiny, count_params, load_pretrained, save
 
     start = time.time()
     texts = []
-    for d in a.data:
-        for ex in read_manifest(Path(d) / "train.jsonl"):
+    for d in a.data:  # tokenizer text from the good lines only: the training jobs report / skip the bad ones
+        for _, ex in scan_manifest(Path(d) / "train.jsonl")[0]:
             texts += [ex.prompt, *ex.references]
     inputs = [Path(d) / "train.jsonl" for d in a.data]
     with _outputs(a, cfg, "init_model", "init_model", inputs) as o:
@@ -215,18 +215,20 @@ def _load(cfg: Config, model_dir: str) -> Any:
 
 def cmd_sft(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.models.build import apply_lora
-    from speechrl.training.data import load_split
+    from speechrl.training.data import load_job_data, write_skipped
     from speechrl.training.sft import train_sft
 
     data, start = Path(a.data), time.time()
     model, proc = _load(cfg, a.model)
     if cfg.model.lora.enabled:
         model = apply_lora(model, cfg.model.lora)
-    train = load_split(data, "train", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
-    valid = load_split(data, "valid", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
+    splits, skipped = load_job_data(data, ("train", "valid"), proc, cfg)
+    train, valid = splits["train"], splits["valid"]
     log.info(f"[sft {a.task}] {len(train)} train / {len(valid)} valid examples")
     inputs = [data, Path(a.model)]
     with _outputs(a, cfg, "sft", f"sft:{a.task}", inputs, checkpoint=True) as o:
+        if _is_main():
+            write_skipped(o.work, skipped)
         summary = train_sft(cfg, model, proc, train, valid, o.work / "model", o.run.metrics, desc=f"sft {a.task}", ckpt=o.ckpt)
         _finish(o.work, cfg, "sft", inputs, start, o.run, summary)
 
@@ -234,7 +236,7 @@ def cmd_sft(a: argparse.Namespace, cfg: Config) -> None:
 def cmd_rl(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.algos import resolve
     from speechrl.models.build import apply_lora
-    from speechrl.training.data import load_split
+    from speechrl.training.data import load_job_data, write_skipped
     from speechrl.training.rl import train_rl
 
     from speechrl.systems import parse_system
@@ -249,10 +251,13 @@ def cmd_rl(a: argparse.Namespace, cfg: Config) -> None:
     model, proc = _load(cfg, a.model)
     if cfg.model.lora.enabled:
         model = apply_lora(model, cfg.model.lora)
-    train = load_split(data, "train", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
+    splits, skipped = load_job_data(data, ("train",), proc, cfg)
+    train = splits["train"]
     log.info(f"[rl {a.task} {a.algo}] {algo}")
     inputs = [data, Path(a.model)]
     with _outputs(a, cfg, "rl", f"rl:{a.task}:{a.algo}:s{cfg.seed}", inputs, checkpoint=True) as o:
+        if _is_main():
+            write_skipped(o.work, skipped)
         o.run.tags({"speechrl.algorithm": a.algo, **{f"algo.{k}": v for k, v in algo.__dict__.items()}})
         summary = train_rl(cfg, algo, model, proc, train, o.work / "model", o.run.metrics, desc=f"rl {a.task} {a.algo}",
                            ckpt=o.ckpt)
@@ -261,17 +266,20 @@ def cmd_rl(a: argparse.Namespace, cfg: Config) -> None:
 
 
 def cmd_sft_more(a: argparse.Namespace, cfg: Config) -> None:
-    from speechrl.training.data import load_split
+    from speechrl.training.data import load_job_data, write_skipped
     from speechrl.training.optim import COSINE_FLOOR
     from speechrl.training.sft import continue_sft
 
     data, start = Path(a.data), time.time()
     model, proc = _load(cfg, a.model)
-    train = load_split(data, "train", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
+    splits, skipped = load_job_data(data, ("train",), proc, cfg)
+    train = splits["train"]
     rl = cfg.rl
     lr = cfg.suite.control_lr or cfg.sft.lr * COSINE_FLOOR
     inputs = [data, Path(a.model)]
     with _outputs(a, cfg, "sft_more", f"sft_more:{a.task}:s{cfg.seed}", inputs, checkpoint=True) as o:
+        if _is_main():
+            write_skipped(o.work, skipped)
         summary = continue_sft(cfg, model, proc, train, o.work / "model", steps=rl.steps,
                                batch_size=rl.prompts_per_step * rl.group_size, lr=lr, log_metrics=o.run.metrics,
                                desc=f"sft_more {a.task} s{cfg.seed}", ckpt=o.ckpt)
@@ -281,16 +289,19 @@ def cmd_sft_more(a: argparse.Namespace, cfg: Config) -> None:
 def cmd_evaluate(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.evaluation.evaluate import evaluate
     from speechrl.io import write_jsonl
-    from speechrl.training.data import load_split
+    from speechrl.training.data import load_job_data, write_skipped
 
     data, start = Path(a.data), time.time()
     model, proc = _load(cfg, a.model)
-    test = load_split(data, "test", proc, cfg.data.sample_rate, cfg.data.max_audio_seconds)
+    splits, skipped = load_job_data(data, ("test",), proc, cfg)
+    test = splits["test"]
     inputs = [data / "test.jsonl", Path(a.model)]
     with _outputs(a, cfg, "evaluate", f"eval:{a.task}:{a.system}:s{cfg.seed}", inputs) as o:
+        if _is_main():
+            write_skipped(o.work, skipped)
         result, rows = evaluate(cfg, model, proc, test, desc=f"eval {a.task} {a.system}")
         write_jsonl(o.work / "samples.jsonl", rows)
-        metrics = {"task": a.task, "system": a.system, "n": len(test), "seed": cfg.seed, "config_hash": cfg.hash(),
+        metrics = {"task": a.task, "system": a.system, "n": len(test), "skipped": len(skipped), "seed": cfg.seed, "config_hash": cfg.hash(),
                    "model": a.model, **result}
         write_json(o.work / "metrics.json", metrics)
         for mode, vals in result["decodings"].items():

@@ -209,6 +209,8 @@ class TrainConfig:
     backend: str = opt("local", "local: one process, torch optimiser; deepspeed: deepspeed.initialize with the ZeRO config below, as many ranks as the job is launched with (torchrun / srun).", choices=["local", "deepspeed"])
     deepspeed_config: str = opt("config/deepspeed/zero2.json", "DeepSpeed JSON config (ZeRO stage, CPU offload); relative paths resolve against the repository root / current directory; batch sizes, lr, clipping and precision are filled in from this config.")
     precision: str = opt("fp32", "Parameter/compute precision under DeepSpeed; local runs in fp32.", choices=["fp32", "bf16", "fp16"])
+    checkpoint_every: int = opt(0, "Save a resumable checkpoint (weights, optimiser, schedule, RNGs, data position, running metrics) every N optimiser steps of SFT, RL and the control; 0 = by time only (checkpoint_minutes). A killed or pre-empted job rerun with the same config and inputs resumes from its last checkpoint (README 'Resume after a kill'). Does not change results.", ge=0)
+    checkpoint_minutes: float = opt(10.0, "Also save a checkpoint when this many minutes passed since the last one (0 = never by time). SIGTERM / SIGUSR1 (SLURM pre-emption, --signal) always save one before the job stops. Does not change results.", ge=0)
 
 
 @dataclass

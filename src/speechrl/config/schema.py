@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from speechrl.config.fields import Config
-from speechrl.config.parser import _choices, _is_optional, _origin
+from speechrl.config.parser import FLOAT_PATTERN, _choices, _is_optional, _origin
 
 def json_schema(cls: type = Config) -> dict[str, Any]:
     """JSON schema (draft 2020-12) of a config dataclass: description + default on every key."""
@@ -39,7 +39,7 @@ def _field_schema(tp: Any, f: dataclasses.Field) -> dict[str, Any]:
         return s
     s = _type_schema(tp, meta)
     if optional:
-        s["type"] = [s["type"], "null"]
+        s["type"] = [*s["type"], "null"] if isinstance(s["type"], list) else [s["type"], "null"]
         if "enum" in s:
             s["enum"] = s["enum"] + [None]
     doc = meta.get("doc", "")
@@ -54,22 +54,29 @@ def _field_schema(tp: Any, f: dataclasses.Field) -> dict[str, Any]:
 _JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
 
 
+def _scalar_schema(tp: Any) -> dict[str, Any]:
+    """A float also takes a number written as text ("1e-3": PyYAML, YAML 1.1, reads it as a string); the parser converts it."""
+    if tp is float:
+        return {"type": ["number", "string"], "pattern": FLOAT_PATTERN}
+    return {"type": _JSON_TYPES[tp]}
+
+
 def _type_schema(tp: Any, meta: dict[str, Any]) -> dict[str, Any]:
     origin = _origin(tp)
     choices = _choices(meta)
     if origin is list:
         (item,) = typing.get_args(tp)
-        items = {"type": _JSON_TYPES[item]}
+        items = _scalar_schema(item)
         if choices is not None:
             items["enum"] = choices
         return {"type": "array", "items": items}
     if origin is dict:
         _, val = typing.get_args(tp)
-        s: dict[str, Any] = {"type": "object", "additionalProperties": {"type": _JSON_TYPES[val]}}
+        s: dict[str, Any] = {"type": "object", "additionalProperties": _scalar_schema(val)}
         if choices is not None:
             s["propertyNames"] = {"enum": choices}
         return s
-    s = {"type": _JSON_TYPES[tp]}
+    s = _scalar_schema(tp)
     if choices is not None:
         s["enum"] = list(choices)
     for bound, key in (("ge", "minimum"), ("gt", "exclusiveMinimum"), ("le", "maximum")):

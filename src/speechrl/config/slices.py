@@ -39,7 +39,7 @@ SLICES: dict[str, tuple[str, ...]] = {
     # tracking-init: MLflow experiment + pipeline run (name, default sqlite store under results_dir)
     "tracking": ("name", "results_dir", "tracking"),
     # data: one task's manifests + audio (data.tasks only shapes the DAG: one job per task)
-    "data": ("seed", "threads", "data", "-data.tasks"),
+    "data": ("seed", "threads", "data", "-data.tasks", "-data.on_bad_sample"),
     # init-model: tiny random-init model + tokenizer (or a pretrained checkpoint); data.source is
     # checked against model.pretrained
     "init_model": ("seed", *_RUNTIME, "model.arch", "model.pretrained", "model.tiny", "data.source"),
