@@ -284,7 +284,7 @@ def _extra(**fields: Any) -> dict[str, Any]:
 
 def _librisqa_example_i(row: dict[str, Any], uid: str, split: str, where: str, i: int) -> Example:
     question, answer = str(_field(row, "question", where, i)), _field(row, "answer", where, i)
-    references = [str(a) for a in answer] if isinstance(answer, list) else [str(answer)]
+    references = [str(a) for a in (answer if isinstance(answer, list) else [answer]) if a is not None]  # null: no text
     extra = _extra(question=question, transcript=row.get("text"), duration=row.get("duration"), source_split=split)
     return Example(uid, str(_field(row, "speech_path", where, i)), SQA_PROMPT.format(question=question), references,
                    "sqa", "en", split, "en", extra)
