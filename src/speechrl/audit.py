@@ -184,11 +184,8 @@ def manifests(results: Path) -> list[Path]:
     return sorted(found)
 
 
-_ABSENT = object()
-
-
 def _show(value: Any) -> str:
-    return "(absent)" if value is _ABSENT else json.dumps(value, default=str)
+    return json.dumps(value, default=str)
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -202,11 +199,11 @@ def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_diff(ran: dict[str, Any], now: dict[str, Any]) -> list[tuple[str, Any, Any]]:
-    """``(dotted key, value the job ran with, value now)`` for every key that differs; both compared
-    as JSON values (a manifest stores tuples as lists)."""
+    """``(dotted key, value the job ran with, value now)`` for every key of both that differs, compared
+    as JSON values (a manifest stores tuples as lists). A key on one side only is a field the code
+    added (with a default) or removed since the job ran, not an edit of the config: not compared."""
     a, b = (_flat(json.loads(json.dumps(d, default=str))) for d in (ran, now))
-    return [(k, a.get(k, _ABSENT), b.get(k, _ABSENT)) for k in sorted(a.keys() | b.keys())
-            if a.get(k, _ABSENT) != b.get(k, _ABSENT)]
+    return [(k, a[k], b[k]) for k in sorted(a.keys() & b.keys()) if a[k] != b[k]]
 
 
 def _seed_override(command: list[str]) -> int | None:
