@@ -145,6 +145,17 @@ def test_an_edited_manifest_config_breaks_its_hash(wd):
                             f"{path}: sft.lr: job ran with 0.5, results/config.yaml says 0.002"]
 
 
+def test_a_field_added_to_the_code_since_the_job_ran_is_no_config_edit(wd):
+    import hashlib
+
+    path = Path("results/rl/sqa/grpo/s1/manifest.json")
+    m = json.loads(path.read_text())
+    del m["config"]["rl"]["group_size"]  # the job ran before rl.group_size existed
+    m["config_hash"] = hashlib.sha256(json.dumps(m["config"], sort_keys=True).encode()).hexdigest()[:16]
+    path.write_text(json.dumps(m))
+    assert audit(Path("results")) == []
+
+
 def test_stale_copies_in_mlflow_stores_and_hidden_folders_are_skipped(wd, monkeypatch):
     for copy in ("results/mlartifacts/1/abc/artifacts", "results/mlruns/1/abc/artifacts", "results/rl/sqa/grpo/.s1.old",
                  "results/sft/.sqa.tmp"):
