@@ -45,8 +45,11 @@ def _run(*cmd: str, check: bool = True, timeout: float = 30) -> subprocess.Compl
 class SlurmCluster:
     """Start with `start()`, stop with `stop()`; `scontrol(...)` / `squeue(...)` query it."""
 
-    def __init__(self, gpus: int = 1, nodes: int = 1):
-        self.gpus, self.nodes = gpus, nodes
+    def __init__(self, gpus: int = 1, nodes: int = 1, requeue_delay: int | None = None):
+        """``requeue_delay``: about how many seconds a requeued job waits before it starts again (AuthInfo
+        cred_expire, the wait SLURM imposes, and the backfill scheduler's interval bf_interval, which starts
+        it then); None = SLURM's defaults (120 s + up to 30 s)."""
+        self.gpus, self.nodes, self.requeue_delay = gpus, nodes, requeue_delay
         self.host = socket.gethostname().split(".")[0]
         # one node: this host by name; several: virtual nodes n1..nN, one slurmd each on this host
         self.names = [self.host] if nodes == 1 else [f"n{i + 1}" for i in range(nodes)]
@@ -69,6 +72,11 @@ class SlurmCluster:
             gres = f" Gres=gpu:{self.gpus}" if self.gpus and i == 0 else ""
             lines.append(f"NodeName={name}{addr} {' '.join(fields)}{gres} State=UNKNOWN")
         return "\n".join(lines)
+
+    def _requeue_lines(self) -> str:
+        if self.requeue_delay is None:
+            return ""
+        return f"AuthInfo=cred_expire={self.requeue_delay}\nSchedulerParameters=bf_interval={self.requeue_delay}"
 
     def config(self) -> dict[str, str]:
         """File name -> content of the cluster's configuration."""
@@ -96,6 +104,7 @@ ReturnToService=2
 SchedulerType=sched/backfill
 MpiDefault=none
 GresTypes=gpu
+{self._requeue_lines()}
 {self._node_lines()}
 PartitionName=debug Nodes={",".join(self.names)} Default=YES MaxTime=INFINITE State=UP
 """

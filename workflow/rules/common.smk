@@ -155,3 +155,18 @@ def launcher(kind):
     if j["ranks"] > 1:
         return f"torchrun --standalone --nnodes 1 --nproc-per-node {j['ranks']} --no-python "
     return ""
+
+
+def keep_log(cmd):
+    """A rule's shell `cmd` (which appends to `{log}`) with the log kept across attempts of the job.
+
+    Snakemake deletes a job's log: file before it runs the job, a rerun after a kill or a failure
+    included (snakemake 9 Job.remove_existing_output; tests/workflow/test_resume_workflow.py), and a SLURM
+    requeue reruns the job step, which deletes it again: `>> {log}` alone keeps only the last attempt. A
+    hidden hard link `.<log name>.attempts` beside the log keeps the earlier attempts: copied back into
+    the new log before `cmd` runs, removed once `cmd` succeeded (the shell runs under `set -e`, so a
+    failed or killed attempt leaves it for the next one).
+    """
+    return ('keep="$(dirname {log})/.$(basename {log}).attempts"; '
+            'if [ -e "$keep" ] && ! [ {log} -ef "$keep" ]; then cat "$keep" > {log}; fi; '
+            ': >> {log}; ln -f {log} "$keep"; ' + cmd + '; rm -f "$keep"')
