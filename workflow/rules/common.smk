@@ -165,8 +165,9 @@ def keep_log(cmd):
     requeue reruns the job step, which deletes it again: `>> {log}` alone keeps only the last attempt. A
     hidden hard link `.<log name>.attempts` beside the log keeps the earlier attempts: copied back into
     the new log before `cmd` runs, removed once `cmd` succeeded (the shell runs under `set -e`, so a
-    failed or killed attempt leaves it for the next one).
+    failed or killed attempt leaves it for the next one). Where the file system has no hard links the job
+    runs as before and its log keeps only the last attempt.
     """
     return ('keep="$(dirname {log})/.$(basename {log}).attempts"; '
             'if [ -e "$keep" ] && ! [ {log} -ef "$keep" ]; then cat "$keep" > {log}; fi; '
-            ': >> {log}; ln -f {log} "$keep"; ' + cmd + '; rm -f "$keep"')
+            ': >> {log}; ln -f {log} "$keep" 2> /dev/null || true; ' + cmd + '; rm -f "$keep"')
