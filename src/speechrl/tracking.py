@@ -210,6 +210,8 @@ def job_run(cfg: Config, pipeline_file: Path | str | None, stage: str, name: str
     job = JobRun(link, rid)
     try:
         yield job
+    except GeneratorExit:  # the context was abandoned, never exited (as by a SIGKILL): leave the run as is
+        raise
     except BaseException as e:
         job.end(status_of(e))
         raise
