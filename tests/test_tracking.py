@@ -78,3 +78,38 @@ def test_flatten_and_disabled_tracking(tiny_cfg, tmp_path):
     init_pipeline(tiny_cfg, tmp_path / "p.json")  # tracking disabled in tiny_cfg
     with job_run(tiny_cfg, tmp_path / "p.json", "sft", "x") as run:
         run.metrics({"a": 1.0}, 1)  # no-op
+
+
+def test_credentials_are_redacted_and_the_real_uri_is_used(monkeypatch):
+    from speechrl.tracking import connect_uri
+    from speechrl.tracking_spool import redact, redact_text
+
+    assert redact("http://alice:s3cret@host:5000/p?token=abc&x=1#f") == "http://host:5000/p?x=1#f"
+    assert redact("https://host/mlflow?api_key=k&password=p") == "https://host/mlflow"
+    assert redact("sqlite:////tmp/r/mlflow.db") == "sqlite:////tmp/r/mlflow.db"
+    assert "s3cret" not in redact_text("API request to http://alice:s3cret@h:1/api failed; see https://h/?token=s3cret")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://alice:s3cret@host:5000")
+    assert connect_uri("http://host:5000") == "http://alice:s3cret@host:5000"  # the job connects with the secret
+    assert connect_uri("http://other:5000") == "http://other:5000"  # env var of another server: the stored URI
+
+
+def test_run_status_of_an_exception():
+    from speechrl.tracking import status_of
+
+    class Interrupted(Exception):
+        mlflow_status = "KILLED"
+
+    assert [status_of(e) for e in (Interrupted(), KeyboardInterrupt(), ValueError(), SystemExit(2), SystemExit(0))] == [
+        "KILLED", "KILLED", "FAILED", "FAILED", "FINISHED"]
+
+
+def test_http_timeouts_default_to_seconds_and_user_values_win():
+    import subprocess
+    import sys
+
+    code = ("import os, speechrl.tracking; from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_TIMEOUT as T, "
+            "MLFLOW_HTTP_REQUEST_MAX_RETRIES as R; print(T.get(), R.get())")
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MLFLOW_HTTP")}
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.split() == ["5", "1"]
+    env["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "30"
+    assert subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.split() == ["30", "1"]
