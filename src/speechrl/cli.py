@@ -126,6 +126,7 @@ def _outputs(a: argparse.Namespace, cfg: Config, stage: str, name: str, inputs: 
                     end_stale_run(a.tracking, previous)
                 if checkpoint:
                     jd.record_run(run.run_id)
+                    ckpt.on_save = run.flush
             yield Outputs(jd.partial, run, ckpt)
             if _is_main():
                 jd.commit()

@@ -170,4 +170,5 @@ def keep_log(cmd):
     """
     return ('keep="$(dirname {log})/.$(basename {log}).attempts"; '
             'if [ -e "$keep" ] && ! [ {log} -ef "$keep" ]; then cat "$keep" > {log}; fi; '
-            ': >> {log}; ln -f {log} "$keep" 2> /dev/null || true; ' + cmd + '; rm -f "$keep"')
+            ': >> {log}; ln -f {log} "$keep" 2> /dev/null || true; '
+            f'{cmd}; rm -f "$keep"')

@@ -18,5 +18,7 @@ rule data:
     params:
         launch=launcher("data"),
     shell:
-        "{params.launch}speechrl data --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
-        "--out {output} >> {log} 2>&1"
+        keep_log(
+            "{params.launch}speechrl data --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
+            "--out {output} >> {log} 2>&1"
+        )

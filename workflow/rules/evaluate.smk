@@ -22,5 +22,7 @@ rule evaluate:
         launch=launcher("evaluate"),
         out=subpath(output.metrics, parent=True),
     shell:
-        "{params.launch}speechrl evaluate --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
-        "--system {wildcards.system} --data {input.data} --model {input.model}/model --out {params.out} >> {log} 2>&1"
+        keep_log(
+            "{params.launch}speechrl evaluate --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
+            "--system {wildcards.system} --data {input.data} --model {input.model}/model --out {params.out} >> {log} 2>&1"
+        )

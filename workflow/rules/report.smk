@@ -24,5 +24,7 @@ rule report:
         out=subpath(output.html, parent=True),
         curves=lambda wildcards, input: " ".join(f"{r}/summary.json" for r in input.runs),
     shell:
-        "{params.launch}speechrl report --config {input.cfg} --tracking {input.track} --out {params.out} "
-        "--curves {params.curves} --metrics {input.metrics} >> {log} 2>&1"
+        keep_log(
+            "{params.launch}speechrl report --config {input.cfg} --tracking {input.track} --out {params.out} "
+            "--curves {params.curves} --metrics {input.metrics} >> {log} 2>&1"
+        )

@@ -21,8 +21,10 @@ rule rl:
     params:
         launch=launcher("rl"),
     shell:
-        "{params.launch}speechrl rl --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
-        "--algo {wildcards.rlsys} --data {input.data} --model {input.model}/model --out {output} >> {log} 2>&1"
+        keep_log(
+            "{params.launch}speechrl rl --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
+            "--algo {wildcards.rlsys} --data {input.data} --model {input.model}/model --out {output} >> {log} 2>&1"
+        )
 
 
 rule sft_more:
@@ -44,5 +46,7 @@ rule sft_more:
     params:
         launch=launcher("sft_more"),
     shell:
-        "{params.launch}speechrl sft-more --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
-        "--data {input.data} --model {input.model}/model --out {output} >> {log} 2>&1"
+        keep_log(
+            "{params.launch}speechrl sft-more --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
+            "--data {input.data} --model {input.model}/model --out {output} >> {log} 2>&1"
+        )

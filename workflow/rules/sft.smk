@@ -19,8 +19,10 @@ rule init_model:
     params:
         launch=launcher("init_model"),
     shell:
-        "{params.launch}speechrl init-model --config {input.cfg} --tracking {input.track} --data {input.data} "
-        "--out {output} >> {log} 2>&1"
+        keep_log(
+            "{params.launch}speechrl init-model --config {input.cfg} --tracking {input.track} --data {input.data} "
+            "--out {output} >> {log} 2>&1"
+        )
 
 
 rule sft:
@@ -42,5 +44,7 @@ rule sft:
     params:
         launch=launcher("sft"),
     shell:
-        "{params.launch}speechrl sft --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
-        "--data {input.data} --model {input.model}/model --out {output} >> {log} 2>&1"
+        keep_log(
+            "{params.launch}speechrl sft --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
+            "--data {input.data} --model {input.model}/model --out {output} >> {log} 2>&1"
+        )

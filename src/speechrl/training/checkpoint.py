@@ -89,6 +89,7 @@ class Checkpoint:
     def __init__(self, root: Path, fingerprint: str, every: int = 0, minutes: float = 0.0) -> None:
         self.root, self.fp, self.every, self.seconds = Path(root), fingerprint, every, minutes * 60
         self.be: Any = None
+        self.on_save: Callable[[], None] | None = None  # rank 0, before a checkpoint is complete (flush MLflow metrics)
         self.last_save = time.monotonic()
         signals.install()
 
@@ -153,6 +154,8 @@ class Checkpoint:
         write_json(nxt / f"rng-{be.rank}.json", rng_state())
         be.barrier()
         if be.is_main:
+            if self.on_save:  # what was logged up to this step reaches the tracking store (or its spool) first
+                self.on_save()
             write_json(nxt / "loop.json", {"step": step, "fingerprint": self.fp, "state": state})
             old = self.root / ".old"
             shutil.rmtree(old, ignore_errors=True)
