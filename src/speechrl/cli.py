@@ -120,7 +120,7 @@ def _outputs(a: argparse.Namespace, cfg: Config, stage: str, name: str, inputs: 
             jd.open(keep=resume, checkpoints=checkpoint)
         with _job(cfg, a.tracking, stage, name, run_id=previous if resume else None) as run:
             if _is_main():
-                if previous and previous != run.run_id:
+                if previous and a.tracking and previous != run.run_id:  # a killed attempt's run, not resumed
                     from speechrl.tracking import end_stale_run
 
                     end_stale_run(a.tracking, previous)
