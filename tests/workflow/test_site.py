@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -31,7 +32,9 @@ def dry_run(tmp_path: Path, site: str, *args: str) -> subprocess.CompletedProces
 
 
 def jobs_of(out: str, rule: str) -> list[str]:
-    return [j for j in out.split("\nrule ")[1:] if j.startswith(f"{rule}:")]
+    """The dry-run blocks of ``rule``'s jobs, their shell commands without the keep_log wrapper (common.smk)."""
+    jobs = [j for j in out.split("\nrule ")[1:] if j.startswith(f"{rule}:")]
+    return [re.sub(r'; rm -f "\$keep"', "", re.sub(r'keep="[^\n]*?\|\| true; ', "", j)) for j in jobs]
 
 
 def test_multi_node_rl_renders_srun_torchrun_rendezvous_and_resources(tmp_path: Path):
