@@ -17,17 +17,16 @@ import torch
 from speechrl.config import Config
 from speechrl.evaluation.bootstrap import metrics_ci
 from speechrl.models.build import Model
-from speechrl.models.processor import SpeechProcessor
 from speechrl.progress import Progress
 from speechrl.rewards import score_both
-from speechrl.training.data import Sample
+from speechrl.training.data import Processor, Sample
 from speechrl.training.rollout import sample
 
 log = logging.getLogger("speechrl")
 
 
 @torch.no_grad()
-def decode(cfg: Config, model: Model, proc: SpeechProcessor, samples: list[Sample], mode: str, desc: str) -> list[str]:
+def decode(cfg: Config, model: Model, proc: Processor, samples: list[Sample], mode: str, desc: str) -> list[str]:
     """One output per sample; ``mode`` is greedy or sampled (seeded, evaluate.temperature/top_p)."""
     ev = cfg.evaluate
     model.eval()
@@ -43,7 +42,7 @@ def decode(cfg: Config, model: Model, proc: SpeechProcessor, samples: list[Sampl
     return outs
 
 
-def evaluate(cfg: Config, model: Model, proc: SpeechProcessor, samples: list[Sample], desc: str = "eval"
+def evaluate(cfg: Config, model: Model, proc: Processor, samples: list[Sample], desc: str = "eval"
              ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Returns (metrics by decoding, per-sample rows)."""
     refs = [s.example.references for s in samples]

@@ -1,10 +1,10 @@
 """Build, save and load speech-aware LMs through the same ``from_pretrained`` path as real checkpoints.
 
-A tiny Granite Speech (conformer encoder -> Q-Former window projector -> Granite decoder) is
-created from ``model.tiny`` with random weights, saved with ``save_pretrained`` and from then on
-always loaded with ``GraniteSpeechForConditionalGeneration.from_pretrained(path)`` exactly as
-``ibm-granite/granite-speech-3.3-2b`` would be. LoRA adapters (peft) are merged before saving, so
-every stage's output folder is a plain checkpoint.
+The module-level API every caller uses; each function dispatches to the model's adapter
+(:mod:`speechrl.models.adapters`, registry ``MODELS`` keyed by ``model.arch``): a tiny model is built
+from ``model.tiny`` with random weights, saved with ``save_pretrained`` and from then on always loaded
+with its class's ``from_pretrained(path)`` exactly as a real checkpoint would be. LoRA adapters
+(peft) are merged before saving, so every stage's output folder is a plain checkpoint.
 """
 
 from __future__ import annotations
@@ -14,73 +14,45 @@ import logging
 import re
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import AutoTokenizer, GraniteSpeechConfig, GraniteSpeechForConditionalGeneration
 
-from speechrl.audio.features import FEATURE_DIM
-from speechrl.config import Config, LoraConfig, TinyModelConfig
+from speechrl.config import Config, LoraConfig
 from speechrl.io import atomic_dir
-from speechrl.models.processor import SpeechProcessor
-from speechrl.models.tokenizer import AUDIO, train_tokenizer
+from speechrl.models import granite as _granite  # noqa: F401  (registers the adapter)
+from speechrl.models.adapters import MODELS, adapter_for, checkpoint_adapter, core  # noqa: F401  (core re-exported)
 
 log = logging.getLogger("speechrl")
-Model = GraniteSpeechForConditionalGeneration
+Model = torch.nn.Module  # any adapter's model (annotations only)
 
 
-def tiny_config(t: TinyModelConfig, vocab_size: int, audio_id: int, pad_id: int, eos_id: int) -> GraniteSpeechConfig:
-    head_dim = t.hidden_size // t.num_heads
-    text = dict(model_type="granite", vocab_size=vocab_size, hidden_size=t.hidden_size,
-                intermediate_size=t.intermediate_size, num_hidden_layers=t.num_layers,
-                num_attention_heads=t.num_heads, num_key_value_heads=t.num_heads,
-                max_position_embeddings=2048, pad_token_id=pad_id, bos_token_id=eos_id, eos_token_id=eos_id,
-                attention_multiplier=head_dim**-0.5, tie_word_embeddings=True)
-    encoder = dict(input_dim=FEATURE_DIM, num_layers=t.encoder_layers, hidden_dim=t.encoder_hidden_size,
-                   num_heads=t.encoder_heads, output_dim=42, context_size=t.encoder_context, max_pos_emb=512,
-                   dropout=0.1, conv_kernel_size=15)
-    projector = dict(model_type="blip_2_qformer", hidden_size=t.encoder_hidden_size, num_hidden_layers=1,
-                     num_attention_heads=t.encoder_heads, intermediate_size=2 * t.encoder_hidden_size,
-                     encoder_hidden_size=t.encoder_hidden_size, cross_attention_frequency=1)
-    return GraniteSpeechConfig(text_config=text, encoder_config=encoder, projector_config=projector,
-                               audio_token_index=audio_id, window_size=t.projector_window,
-                               downsample_rate=t.projector_downsample, has_lora_adapter=False,
-                               tie_word_embeddings=True)
+def build_tiny(cfg: Config, texts: Iterable[str], codec: dict[str, Any] | None = None) -> tuple[Model, Any]:
+    """Random-init tiny model of ``model.arch`` + tokenizer trained on ``texts``; seeded by ``cfg.seed``.
+
+    ``codec``: the codec description (the tokenize stage's ``codec.json``), needed by audio-output
+    architectures (``codec_lm``)."""
+    return MODELS.get(cfg.model.arch).build_tiny(cfg, list(texts), codec)
 
 
-def build_tiny(cfg: Config, texts: Iterable[str]) -> tuple[Model, SpeechProcessor]:
-    """Random-init tiny model + tokenizer trained on ``texts``; seeded by ``cfg.seed``."""
-    t = cfg.model.tiny
-    tok = train_tokenizer(texts, t.vocab_size)
-    mcfg = tiny_config(t, len(tok), tok.convert_tokens_to_ids(AUDIO), tok.pad_token_id, tok.eos_token_id)
-    torch.manual_seed(cfg.seed)
-    model = Model(mcfg)
-    model.generation_config.pad_token_id = tok.pad_token_id
-    model.generation_config.eos_token_id = tok.eos_token_id
-    return model, SpeechProcessor(tok, t.projector_window, t.projector_downsample)
-
-
-def save(model: Model, proc: SpeechProcessor, out: Path) -> None:
+def save(model: Model, proc: Any, out: Path) -> None:
     """Write a complete checkpoint folder atomically (LoRA merged into a copy: the live model keeps its adapters)."""
     if hasattr(model, "merge_and_unload"):
         model = copy.deepcopy(model).merge_and_unload()
     with atomic_dir(out) as tmp:
         model.save_pretrained(tmp)
-        proc.tokenizer.save_pretrained(tmp)
+        proc.save_pretrained(tmp)
 
 
-def load(path: str | Path, device: str = "cpu") -> tuple[Model, SpeechProcessor]:
-    """Load a checkpoint folder (or hub id on a cluster) with its tokenizer."""
+def load(path: str | Path, device: str = "cpu") -> tuple[Model, Any]:
+    """Load a checkpoint folder (or hub id on a cluster) with its processor; the adapter comes from its config.json."""
     p = Path(path)
     if not p.exists() and not re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)):
         raise FileNotFoundError(f"model checkpoint not found: {path}")
-    model = Model.from_pretrained(str(path), dtype=torch.float32).to(device)
-    tok = AutoTokenizer.from_pretrained(str(path))
-    tok.padding_side = "left"
-    proc = SpeechProcessor(tok, model.config.window_size, model.config.downsample_rate)
-    return model, proc
+    return checkpoint_adapter(path).load(path, device)
 
 
-def load_pretrained(name: str, device: str = "cpu") -> tuple[Model, SpeechProcessor]:
+def load_pretrained(name: str, device: str = "cpu") -> tuple[Model, Any]:
     """A real checkpoint (``model.pretrained``: a local folder, or a hub id already in the local HF cache).
 
     Offline (``HF_HUB_OFFLINE=1``, the CLI default) nothing is downloaded; a missing checkpoint stops
@@ -100,7 +72,8 @@ def apply_lora(model: Model, lora: LoraConfig) -> Model:
     from peft import LoraConfig as PeftLora
     from peft import get_peft_model
 
-    pcfg = PeftLora(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules)
+    targets = adapter_for(model).lora_targets(lora.target_modules)
+    pcfg = PeftLora(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets)
     return get_peft_model(model, pcfg)
 
 
@@ -111,39 +84,20 @@ def count_params(model: torch.nn.Module) -> dict[str, int]:
     }
 
 
-def core(model: torch.nn.Module) -> Model:
-    """The transformers model under an optional peft wrapper."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
+def embeds(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(B, T, D) input embeddings of a collated batch, audio placeholders filled (the model's adapter)."""
+    return adapter_for(model).embeds(model, batch)
 
 
-def merged_embeds(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """(B, T, D) input embeddings with each clip's projector outputs in its audio placeholders.
-
-    Each clip is encoded on its own, unpadded (``feature_lengths``): the Granite conformer has no
-    padding mask, so in a padded batch a clip's encoding depends on its batch-mates' lengths (as in
-    transformers' own batched path). Encoding per clip makes training, rollouts and evaluation
-    independent of batch composition, and lets rollouts from different batches be concatenated.
-    RL also reuses one prompt's embeddings for its G completions instead of encoding the clip G times.
-    Text-only prompts (length 0) have no audio placeholders.
-    """
-    inner = core(model).model
-    ids = batch["input_ids"]
-    is_audio = ids == inner.config.audio_token_id
-    embeds = inner.get_input_embeddings()(torch.where(is_audio, torch.zeros_like(ids), ids))
-    feats = batch["input_features"].to(embeds.dtype)  # bf16 / fp16 weights under DeepSpeed take features in their dtype
-    clips = [
-        inner.get_audio_features(feats[i:i + 1, :n], return_dict=True).pooler_output[0]
-        for i, n in enumerate(batch["feature_lengths"].tolist()) if n > 0
-    ]
-    if clips:
-        audio = torch.cat(clips).to(embeds.dtype)
-        if audio.shape[0] != int(is_audio.sum()):
-            raise ValueError(f"audio placeholders ({int(is_audio.sum())}) do not match projector outputs ({audio.shape[0]})")
-        embeds = embeds.masked_scatter(is_audio.unsqueeze(-1).expand_as(embeds), audio)
-    return embeds
+merged_embeds = embeds  # the earlier name
 
 
 def forward(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Logits (B, T, V) of a collated batch through :func:`merged_embeds`."""
-    return model(inputs_embeds=merged_embeds(model, batch), attention_mask=batch["attention_mask"],
+    """Logits (B, T, V) of a collated batch through :func:`embeds`."""
+    return model(inputs_embeds=embeds(model, batch), attention_mask=batch["attention_mask"],
                  position_ids=batch["position_ids"]).logits
+
+
+def output_kind(proc: Any) -> str:
+    """"text" or "audio": what the model's completions are."""
+    return getattr(proc, "output", "text")

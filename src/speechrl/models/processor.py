@@ -20,7 +20,10 @@ clip unpadded.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -34,9 +37,14 @@ IGNORE = -100
 
 @dataclass
 class SpeechProcessor:
+    """Granite Speech's processor (text output); the duck-typed processor surface is listed in
+    :mod:`speechrl.models.adapters`."""
+
     tokenizer: PreTrainedTokenizerBase
     window: int
     downsample: int
+    output = "text"
+    needs_tokens = False  # audio features come from the wav, no codec tokens
 
     @property
     def audio_id(self) -> int:
@@ -68,6 +76,32 @@ class SpeechProcessor:
 
     def features(self, wav: np.ndarray) -> tuple[torch.Tensor, int]:
         return log_mel(wav), num_audio_tokens(len(wav), self.window, self.downsample)
+
+    def encode_example(self, ex: Any, load_wav: Callable[[], np.ndarray], tokens: dict[str, Any] | None = None,
+                       where: str = "") -> tuple[torch.Tensor, int, list[int] | None]:
+        """(features, audio placeholders, target ids or None) of one manifest example; ``tokens`` unused."""
+        feats, n = self.features(load_wav())
+        return feats, n, None
+
+    def collate(self, samples: Sequence[Any], with_answers: bool) -> dict[str, torch.Tensor]:
+        """:meth:`batch` of ``samples`` (``training.data.Sample``); labels = each first reference."""
+        return self.batch([s.features for s in samples], [s.n_audio for s in samples], [s.example.prompt for s in samples],
+                          [s.example.references[0] for s in samples] if with_answers else None)
+
+    def reference_ids(self, s: Any) -> list[int]:
+        """The ground-truth completion of a sample (first reference + eos), e.g. MP-GRPO's off-policy row."""
+        return self.target_ids(s.example.references[0])
+
+    def reference_text(self, s: Any) -> str:
+        return s.example.references[0]
+
+    def decode_texts(self, ids: torch.Tensor, mask: torch.Tensor) -> list[str]:
+        """(N, C) completion ids and mask -> N stripped strings (special tokens dropped)."""
+        pad = self.tokenizer.pad_token_id
+        return [t.strip() for t in self.tokenizer.batch_decode(ids * mask + pad * (1 - mask), skip_special_tokens=True)]
+
+    def save_pretrained(self, folder: Path) -> None:
+        self.tokenizer.save_pretrained(folder)
 
     def batch(self, feats: list[torch.Tensor], n_audio: list[int], prompts: list[str],
               answers: list[str] | None = None) -> dict[str, torch.Tensor]:

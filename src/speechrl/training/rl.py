@@ -39,13 +39,12 @@ from speechrl.algos import ADVANTAGES, AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSE
 from speechrl.algos.aggregation import batch_counts
 from speechrl.config import Config, ConfigError
 from speechrl.models.build import Model
-from speechrl.models.processor import SpeechProcessor
 from speechrl.progress import Progress
 from speechrl.rewards import combine
 from speechrl.rewards.cache import memory_items, restore_memory
 from speechrl.training.backend import OptimSpec, make_backend
 from speechrl.training.checkpoint import Checkpoint, py_state, random_state
-from speechrl.training.data import Sample
+from speechrl.training.data import Processor, Sample
 from speechrl.training.groups import BATCH_SHAPERS, GROUP_BUILDERS, Batch, concat_batches, modality
 from speechrl.training.optim import constant_schedule, cosine_schedule
 from speechrl.training.rollout import Rollout, token_logp
@@ -64,7 +63,7 @@ class RLRun:
     cfg: Config
     algo: Algorithm
     be: Any
-    proc: SpeechProcessor
+    proc: Processor
     train: list[Sample]
     rng: random.Random
     ref: Model | None = None
@@ -278,7 +277,7 @@ def rl_step(run: RLRun) -> dict[str, float]:
     return metrics
 
 
-def make_run(cfg: Config, algo: Algorithm, policy: Model, proc: SpeechProcessor, train: list[Sample]) -> RLRun:
+def make_run(cfg: Config, algo: Algorithm, policy: Model, proc: Processor, train: list[Sample]) -> RLRun:
     """Reference, backend (policy + AdamW + lr schedule) and seeded sampler of an RL job from the SFT model.
 
     The reference is a frozen copy of it, or, for a LoRA policy (peft), the policy with its adapter
@@ -310,7 +309,7 @@ def _resume(run: RLRun, ckpt: Checkpoint | None) -> tuple[int, list[dict[str, An
     return st["step"], [{k: math.nan if v is None else v for k, v in h.items()} for h in st["history"]], st["seconds"]
 
 
-def train_rl(cfg: Config, algo: Algorithm, policy: Model, proc: SpeechProcessor, train: list[Sample], out: Path,
+def train_rl(cfg: Config, algo: Algorithm, policy: Model, proc: Processor, train: list[Sample], out: Path,
              log_metrics: Any = None, desc: str = "rl", ckpt: Checkpoint | None = None) -> dict[str, Any]:
     """Run ``cfg.rl.steps`` rollout batches from ``policy`` (the SFT model); rank 0 logs, all save.
     With ``ckpt`` it resumes from, and saves, checkpoints (:mod:`speechrl.training.checkpoint`)."""

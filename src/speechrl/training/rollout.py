@@ -8,7 +8,10 @@ the sampling temperature (logits / T), as verl and TRL do; top-p truncation is n
 A :class:`Rollout` can also hold rows that were not sampled: the ground-truth reference as MP-GRPO's
 off-policy member (:func:`with_reference`), and text-prompted twins of speech prompts for TARS
 (:func:`text_variant`). Rollouts of different batches concatenate (:func:`concat`) because every clip
-is encoded unpadded (:func:`speechrl.models.build.merged_embeds`).
+is encoded unpadded (:func:`speechrl.models.build.embeds`).
+
+Outputs are text or audio (``proc.output``). ``texts`` holds the decoded text of every row ("" for
+audio outputs); :func:`write_audio` turns audio rows (codec ids) into wav files for the rewards.
 """
 
 from __future__ import annotations
@@ -20,10 +23,8 @@ from dataclasses import dataclass
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
-from speechrl.audio.features import FEATURE_DIM
-from speechrl.models.build import Model, core, merged_embeds
-from speechrl.models.processor import SpeechProcessor
-from speechrl.training.data import Sample, collate
+from speechrl.models.build import Model, core, embeds
+from speechrl.training.data import Processor, Sample, collate
 
 
 @dataclass
@@ -81,14 +82,14 @@ def row_seeds(key: str, rows: int) -> list[int]:
 
 
 @torch.no_grad()
-def sample(model: Model, proc: SpeechProcessor, samples: list[Sample], group_size: int, *, do_sample: bool = True,
+def sample(model: Model, proc: Processor, samples: list[Sample], group_size: int, *, do_sample: bool = True,
            temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 40, keys: list[str] | None = None) -> Rollout:
     """``group_size`` completions of each prompt. With ``keys`` (one per prompt) sampling is keyed per
     completion (:class:`RowNoise`) and so independent of batching and ranks; without, it draws from
     torch's global generator (HF sampling)."""
     batch = collate(proc, samples, with_answers=False, device=model.device)
     batch.pop("position_ids")  # generate derives positions from the attention mask
-    embeds = merged_embeds(model, batch)  # encoder once per prompt, not once per completion
+    emb = embeds(model, batch)  # encoder once per prompt, not once per completion
     gen_kwargs = dict(do_sample=do_sample, max_new_tokens=max_new_tokens, num_return_sequences=group_size,
                       return_dict_in_generate=True, output_logits=True,
                       pad_token_id=proc.tokenizer.pad_token_id, eos_token_id=proc.tokenizer.eos_token_id)
@@ -99,31 +100,30 @@ def sample(model: Model, proc: SpeechProcessor, samples: list[Sample], group_siz
         seeds = [s for k in keys for s in row_seeds(k, group_size)]
         gen_kwargs.update(do_sample=False, num_return_sequences=1,  # greedy over noisy scores: rows expanded here
                           logits_processor=LogitsProcessorList([*procs, RowNoise(seeds, model.device)]))
-        embeds = embeds.repeat_interleave(group_size, dim=0)
+        emb = emb.repeat_interleave(group_size, dim=0)
         attention = batch["attention_mask"].repeat_interleave(group_size, dim=0)
     else:
         attention = batch["attention_mask"]
         if do_sample:
             gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
-    out = model.generate(inputs_embeds=embeds, attention_mask=attention, **gen_kwargs)
+    out = model.generate(inputs_embeds=emb, attention_mask=attention, **gen_kwargs)
     ids = out.sequences  # with inputs_embeds only, generate returns just the new tokens
     mask = completion_mask(ids, proc.tokenizer.eos_token_id)
     logits = torch.stack(out.logits, dim=1).float()
     t = temperature if do_sample else 1.0
     old_logp = torch.log_softmax(logits / t, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1) * mask
-    texts = proc.tokenizer.batch_decode(ids * mask + proc.tokenizer.pad_token_id * (1 - mask), skip_special_tokens=True)
-    return Rollout(batch, ids, mask, old_logp, [s.strip() for s in texts], group_size, list(samples))
+    return Rollout(batch, ids, mask, old_logp, proc.decode_texts(ids, mask), group_size, list(samples))
 
 
 def token_logp(model: Model, r: Rollout, temperature: float = 1.0, with_entropy: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Teacher-forced log pi(y_t | x, y_<t) for the rollout's completions: (N, C), and entropy (N, C)."""
     g, P = r.group_size, r.prompt["input_ids"].shape[1]
-    prompt = merged_embeds(model, r.prompt).repeat_interleave(g, dim=0)
-    embeds = torch.cat([prompt, core(model).get_input_embeddings()(r.completion_ids)], dim=1)
+    prompt = embeds(model, r.prompt).repeat_interleave(g, dim=0)
+    emb = torch.cat([prompt, core(model).get_input_embeddings()(r.completion_ids)], dim=1)
     att = torch.cat([r.prompt["attention_mask"].repeat_interleave(g, dim=0), torch.ones_like(r.completion_ids)], dim=1)
     pos = (att.cumsum(-1) - 1).clamp(min=0)
-    logits = model(inputs_embeds=embeds, attention_mask=att, position_ids=pos).logits[:, P - 1:-1].float() / temperature
+    logits = model(inputs_embeds=emb, attention_mask=att, position_ids=pos).logits[:, P - 1:-1].float() / temperature
     logp_all = torch.log_softmax(logits, dim=-1)
     logp = logp_all.gather(-1, r.completion_ids.unsqueeze(-1)).squeeze(-1)
     entropy = None
@@ -142,14 +142,14 @@ def _pad_cols(x: torch.Tensor, width: int, value: float, left: bool = False) -> 
     return torch.cat([pad, x] if left else [x, pad], dim=1)
 
 
-def with_reference(r: Rollout, proc: SpeechProcessor) -> Rollout:
+def with_reference(r: Rollout, proc: Processor) -> Rollout:
     """Append each prompt's first reference (answer + eos) as an off-policy member: n -> n + 1.
 
     MP-GRPO (Elmakies et al. 2025, arXiv 2509.16990; LUFFY style): pi_old := 1 for that row, i.e. old_logp = 0, so its ratio is
     pi_theta itself; the policy loss skips clipping on ``off_policy`` rows.
     """
     n, dev = r.group_size, r.completion_ids.device
-    refs = [proc.target_ids(s.example.references[0]) for s in r.samples]
+    refs = [proc.reference_ids(s) for s in r.samples]
     width = max(r.completion_ids.shape[1], max(map(len, refs)))
     ids = _pad_cols(r.completion_ids, width, proc.tokenizer.pad_token_id)
     mask, old = _pad_cols(r.completion_mask, width, 0), _pad_cols(r.old_logp, width, 0.0)
@@ -162,7 +162,7 @@ def with_reference(r: Rollout, proc: SpeechProcessor) -> Rollout:
         rows_ids += [ids[sl], ref_ids]
         rows_mask += [mask[sl], ref_mask]
         rows_old += [old[sl], torch.zeros(1, width, device=dev)]
-        texts += [*r.texts[sl], r.samples[p].example.references[0]]
+        texts += [*r.texts[sl], proc.reference_text(r.samples[p])]
         off += [False] * n + [True]
     return Rollout(r.prompt, torch.cat(rows_ids), torch.cat(rows_mask), torch.cat(rows_old), texts, n + 1,
                    r.samples, torch.tensor(off, device=dev))
@@ -174,7 +174,7 @@ def text_variant(s: Sample) -> Sample:
     if not transcript:
         raise ValueError(f"example {s.example.id}: the text branch (TARS) needs a 'transcript' field in the manifest")
     ex = dataclasses.replace(s.example, prompt=f"{transcript} {s.example.prompt}")
-    return Sample(ex, torch.zeros(0, FEATURE_DIM), 0)
+    return dataclasses.replace(s, example=ex, features=s.features[:0], n_audio=0)
 
 
 def select(r: Rollout, prompts: list[int]) -> Rollout:
@@ -194,19 +194,15 @@ def concat(rs: list[Rollout], pad_id: int) -> Rollout:
         return rs[0]
     if len({r.group_size for r in rs}) != 1:
         raise ValueError(f"cannot concatenate rollouts with different group sizes {[r.group_size for r in rs]}")
-    L = max(r.prompt["input_ids"].shape[1] for r in rs)
-    F = max(r.prompt["input_features"].shape[1] for r in rs)
-    K = max(r.prompt["input_features_mask"].shape[1] for r in rs)
     C = max(r.completion_ids.shape[1] for r in rs)
-    widths = {"input_ids": (L, pad_id, True), "attention_mask": (L, 0, True), "input_features": (F, 0.0, False),
-              "input_features_mask": (K, False, False)}
+    left = {"input_ids": pad_id, "attention_mask": 0}  # token rows are left-padded; feature tensors right-padded with 0
     prompt = {}
     for k in rs[0].prompt:
-        if k in widths:
-            w, v, left = widths[k]
-            prompt[k] = torch.cat([_pad_cols(r.prompt[k], w, v, left) for r in rs])
-        else:
-            prompt[k] = torch.cat([r.prompt[k] for r in rs])
+        parts = [r.prompt[k] for r in rs]
+        if parts[0].dim() >= 2:
+            w = max(x.shape[1] for x in parts)
+            parts = [_pad_cols(x, w, left.get(k, False if x.dtype == torch.bool else 0), k in left) for x in parts]
+        prompt[k] = torch.cat(parts)
     return Rollout(prompt, torch.cat([_pad_cols(r.completion_ids, C, pad_id) for r in rs]),
                    torch.cat([_pad_cols(r.completion_mask, C, 0) for r in rs]),
                    torch.cat([_pad_cols(r.old_logp, C, 0.0) for r in rs]),

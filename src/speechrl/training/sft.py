@@ -21,11 +21,10 @@ import torch
 
 from speechrl.config import Config, ConfigError
 from speechrl.models.build import Model, forward
-from speechrl.models.processor import SpeechProcessor
 from speechrl.progress import Progress
 from speechrl.training.backend import OptimSpec, make_backend
 from speechrl.training.checkpoint import Checkpoint
-from speechrl.training.data import Sample, batches, collate
+from speechrl.training.data import Processor, Sample, batches, collate
 from speechrl.training.optim import constant_schedule, cosine_schedule
 
 log = logging.getLogger("speechrl")
@@ -48,7 +47,7 @@ def check_split(batch_size: int, micro: int, world: int, key: str) -> None:
                           f"use a batch of at least {micro * world}, or fewer micro-batches (grad_accum)")
 
 
-def accumulate(be: Any, proc: SpeechProcessor, batch: list[Sample], micro: int) -> float:
+def accumulate(be: Any, proc: Processor, batch: list[Sample], micro: int) -> float:
     """Backward the token-mean loss of the global ``batch``: this rank's share in ``micro`` micro-batches,
     each weighted by its label tokens over the global count; returns the global loss value."""
     mine = batch[be.rank::be.world]
@@ -75,7 +74,7 @@ def _resume(ckpt: Checkpoint | None, be: Any, it: Iterator[list[Sample]], fresh:
     return state
 
 
-def continue_sft(cfg: Config, model: Model, proc: SpeechProcessor, train: list[Sample], out: Path, *, steps: int,
+def continue_sft(cfg: Config, model: Model, proc: Processor, train: list[Sample], out: Path, *, steps: int,
                  batch_size: int, lr: float, log_metrics: Any = None, desc: str = "sft_more",
                  ckpt: Checkpoint | None = None) -> dict[str, Any]:
     """The "SFT + the same extra compute" control: ``steps`` more SFT steps of ``batch_size`` examples
@@ -105,7 +104,7 @@ def continue_sft(cfg: Config, model: Model, proc: SpeechProcessor, train: list[S
 
 
 @torch.no_grad()
-def valid_loss(be: Any, proc: SpeechProcessor, samples: list[Sample], batch_size: int) -> float:
+def valid_loss(be: Any, proc: Processor, samples: list[Sample], batch_size: int) -> float:
     """Token-mean loss over ``samples``, each rank scoring its share (full parameters: no collectives per batch)."""
     totals = torch.zeros(2, dtype=torch.float64)
     with be.gathered() as model:
@@ -119,7 +118,7 @@ def valid_loss(be: Any, proc: SpeechProcessor, samples: list[Sample], batch_size
     return total / max(count, 1)
 
 
-def train_sft(cfg: Config, model: Model, proc: SpeechProcessor, train: list[Sample], valid: list[Sample],
+def train_sft(cfg: Config, model: Model, proc: Processor, train: list[Sample], valid: list[Sample],
               out: Path, log_metrics: Any = None, desc: str = "sft", ckpt: Checkpoint | None = None) -> dict[str, Any]:
     """Train until ``max_steps`` or early stop; the best-valid checkpoint is saved to ``out``.
 
