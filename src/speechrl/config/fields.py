@@ -60,6 +60,39 @@ def section(cls: type, doc: str) -> Any:
 
 # --------------------------------------------------------------------------------------- sections
 @dataclass
+class EnhancementDataConfig:
+    """Synthetic speech enhancement data (task ``se``, DNS2020-like): short espeak-ng sentences mixed
+    with white / pink / babble noise at a random SNR, some reverberated (speechrl.data.enhancement)."""
+
+    n_train: int = opt(240, "Training examples (noisy / clean pairs).", ge=1)
+    n_valid: int = opt(24, "Validation examples.", ge=1)
+    n_test: int = opt(24, "Test examples.", ge=1)
+    min_words: int = opt(3, "Fewest words per sentence (the mini-AST English grammar; its shortest sentences have 4).", ge=1)
+    max_words: int = opt(6, "Most words per sentence: 6 keeps utterances at about 1-2 s.", ge=1)
+    noises: list[str] = opt(["white", "pink", "babble"], "Noise types drawn uniformly per utterance; babble sums data.synthetic.se.babble_talkers other clean utterances of the same split.", choices=["white", "pink", "babble"])
+    snr_db: list[float] = opt([0.0, 20.0], "SNR range [low, high] in dB (whole-clip clean / noise energy), drawn uniformly per utterance.", paper="DNS Challenge 2020 (Reddy et al. 2020, arXiv 2005.13981): synthetic test clips at 0-19 dB SNR")
+    level_dbfs: list[float] = opt([-35.0, -15.0], "RMS level range [low, high] of the noisy mixture in dB re full scale, drawn per utterance (the clean target gets the same gain; both are scaled down together if either would clip).", le=0, paper="DNS Challenge 2020 (Reddy et al. 2020, arXiv 2005.13981): target levels -35 to -15 dBFS")
+    babble_talkers: int = opt(3, "Talkers summed into one babble noise; every split needs more utterances than this when 'babble' is in noises.", ge=1, le=10)
+    reverb_prob: float = opt(0.2, "Share of utterances reverberated (before the noise is added) with a synthetic exponentially decaying impulse response; the clean target is then the reverberant speech, as in DNS2020's with_reverb set (denoising, not dereverberation).", ge=0, le=1)
+    rt60: list[float] = opt([0.3, 1.3], "Reverberation time range [low, high] in seconds, drawn uniformly per reverberated utterance.", gt=0, le=5, paper="DNS Challenge 2020 (Reddy et al. 2020, arXiv 2005.13981): T60 0.3-1.3 s")
+
+
+@dataclass
+class TtsDataConfig:
+    """Synthetic text-to-speech data (task ``tts``): short sentences and their espeak-ng rendering in
+    one fixed voice (the target speech; the text alone must determine it) (speechrl.data.tts)."""
+
+    n_train: int = opt(240, "Training examples (sentence, speech).", ge=1)
+    n_valid: int = opt(24, "Validation examples.", ge=1)
+    n_test: int = opt(24, "Test examples.", ge=1)
+    min_words: int = opt(3, "Fewest words per sentence (the mini-AST English grammar; its shortest sentences have 4).", ge=1)
+    max_words: int = opt(6, "Most words per sentence: 6 keeps utterances at about 1-2 s.", ge=1)
+    voice: str = opt("en-us", "espeak-ng voice of every utterance (one speaker: the prompt is the text alone).")
+    speed: int = opt(160, "espeak-ng speaking rate (words per minute).", ge=80, le=450)
+    pitch: int = opt(50, "espeak-ng pitch (0-99).", ge=0, le=99)
+
+
+@dataclass
 class SyntheticConfig:
     """Embedded synthetic spoken data (espeak-ng), used when ``data.source`` is ``synthetic``."""
 
@@ -75,6 +108,8 @@ class SyntheticConfig:
     sqa_facts: int = opt(2, "Facts (sentences) per mini-SQA passage; the question asks about one of them.", ge=1, le=4)
     ast_words_per_kind: int = opt(0, "mini-AST vocabulary: keep the first N nouns of each semantic kind, N adjectives per kind, N names and N adverbials of each type (0 = the whole lexicon). Smaller makes the task learnable by a tiny model in fewer steps.", ge=0)
     workers: int = opt(2, "Parallel espeak-ng processes.", ge=1)
+    se: EnhancementDataConfig = section(EnhancementDataConfig, "Synthetic speech enhancement data (task se).")
+    tts: TtsDataConfig = section(TtsDataConfig, "Synthetic text-to-speech data (task tts).")
 
 
 @dataclass
@@ -93,6 +128,12 @@ class HubConfig:
     valid_fraction: float = opt(0.2, "Share of the train split held out as validation when the source has none.", gt=0, le=0.9, paper=f"{GRPO_SALLM}: 20% of LibriSQA train held out")
     max_train: Optional[int] = opt(None, "Keep at most this many training examples (first N after a seeded shuffle); empty = all.", ge=1)
     max_eval: Optional[int] = opt(None, "Keep at most this many valid and test examples each; empty = all.", ge=1)
+    dns2020: Optional[str] = opt(None, "Task se: folder of the DNS Challenge 2020 (Interspeech) test set, datasets/test_set of github.com/microsoft/DNS-Challenge (branch interspeech2020/master): synthetic/{no_reverb,with_reverb}/{noisy,clean}/*.wav (pairs by the fileid_N suffix), real_recordings/*.wav (no clean reference). It is the test split.", paper="DNS Challenge 2020 (Reddy et al. 2020, arXiv 2005.13981)")
+    dns2020_subsets: list[str] = opt(["no_reverb", "with_reverb"], "Task se: parts of the DNS2020 test set in the test split. real_recordings have no clean reference (no PESQ / STOI / SI-SDR, no clean_audio to tokenize): DNSMOS only.", choices=["no_reverb", "with_reverb", "real_recordings"])
+    dns2020_train: Optional[str] = opt(None, "Task se: folder of noisy / clean training pairs, noisy/*_fileid_N.wav and clean/clean_fileid_N.wav (what the DNS Challenge noisyspeech_synthesizer.py writes); data.hub.valid_fraction of it is held out as validation. Required with data.hub.dns2020.")
+    dns2020_transcripts: Optional[str] = opt(None, "Task se: folder of Kaldi-style transcripts ('fileid_N words ...' per line) per part: <dir>/tt_synthetic_<part>/text or <dir>/<part>/text, and <dir>/train/text (the layout of github.com/Emrys365/DNS_text, DNS1). Utterances without one get a reference that scores as 'does not apply' for WER / CER.")
+    libritts: Optional[str] = opt(None, "Task tts: LibriTTS folder (<root>/<subset>/<speaker>/<chapter>/<utt>.wav + <utt>.normalized.txt, or <root>/LibriTTS/<subset>/...), resampled to data.sample_rate (LibriTTS ships 24 kHz). Valid = dev-clean, test = test-clean.", paper="LibriTTS (Zen et al. 2019, arXiv 1904.02882)")
+    libritts_train: list[str] = opt(["train-clean-100"], "Task tts: LibriTTS subsets of the training split.", choices=["train-clean-100", "train-clean-360", "train-other-500"])
 
 
 @dataclass
