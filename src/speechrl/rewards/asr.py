@@ -1,4 +1,4 @@
-"""Word / character error rate scorers: ``wer`` and ``cer`` on text, ``asr_wer`` on audio.
+"""Word / character error rate scorers: ``wer`` and ``cer`` on text, ``asr_wer`` and ``asr_cer`` on audio.
 
 Normaliser (:func:`normalize`, both sides, before any error rate): Unicode NFKC, lowercase,
 apostrophes removed (``don't`` -> ``dont``), every other punctuation or symbol character replaced
@@ -14,7 +14,10 @@ by a space, whitespace collapsed. Error rates come from jiwer (4.x) on the norma
   empty audio gives ``None``. ``hyps`` are ignored. Corpus value: like ``wer``, pooled:
   ``100 * max(0, 1 - total edits / total reference words)`` over the scorable samples. Transcripts
   are memoised in the process per (back-end, audio content), so the corpus pass after the
-  per-sample pass does not transcribe again.
+  per-sample pass does not transcribe again. A ``None`` audio item (an output that could not be
+  decoded) gives ``None``.
+* ``asr_cer`` (audio): the same transcripts (no second recognition), ``1 - CER`` (characters of the
+  normalised text) against the best reference, clipped to [0, 1]; corpus ``100 * (1 - pooled CER)``.
 
 ASR back-ends, chosen by environment:
 
@@ -222,12 +225,13 @@ _TRANSCRIPTS_MAX = 50_000
 def transcribe(audio: Sequence[Any]) -> list[str | None]:
     """Transcripts of the ``audio=`` items (``None`` where the audio is not scorable), per the env config.
 
-    Memoised per (back-end, content): repeated items are recognised once per process."""
+    Memoised per (back-end, content): repeated items are recognised once per process (so ``asr_wer`` and
+    ``asr_cer`` of one batch transcribe once). A ``None`` item (an output that could not be decoded) gives ``None``."""
     model = os.environ.get(MODEL_ENV, "").strip()
     lm_dir = os.environ.get(LM_ENV, "").strip()
     backend = f"whisper:{model}" if model else f"pocketsphinx:{lm_dir}"
     keys = [content_key(a) for a in audio]
-    todo = [i for i, k in enumerate(keys) if k is None or (backend, k) not in _TRANSCRIPTS]
+    todo = [i for i, k in enumerate(keys) if audio[i] is not None and (k is None or (backend, k) not in _TRANSCRIPTS)]
     if todo:
         items = [audio[i] for i in todo]
         if model:
@@ -247,7 +251,8 @@ def transcribe(audio: Sequence[Any]) -> list[str | None]:
         for i, t in fresh.items():
             if keys[i] is not None:
                 _TRANSCRIPTS[(backend, keys[i])] = t
-    return [fresh[i] if i in todo else _TRANSCRIPTS[(backend, keys[i])] for i in range(len(audio))]  # type: ignore[index]
+    return [None if audio[i] is None else fresh[i] if i in todo else _TRANSCRIPTS[(backend, keys[i])]  # type: ignore[index]
+            for i in range(len(audio))]
 
 
 @functools.lru_cache(maxsize=1)
@@ -281,10 +286,10 @@ def _whisper(model: str, audio: Sequence[Any]) -> list[str | None]:
     return out
 
 
-def _asr_edits(refs: Any, audio: Sequence[Any]) -> list[tuple[int, int] | None]:
-    """(edits, reference words) of each transcript against its best reference; ``None`` if not scorable."""
+def _asr_edits(refs: Any, audio: Sequence[Any], unit: str = "word") -> list[tuple[int, int] | None]:
+    """(edits, reference words or characters) of each transcript against its best reference; ``None`` if not scorable."""
     checked = check_inputs(["" for _ in audio], refs)
-    return [None if text is None else _best(text, rs, "word") for text, rs in zip(transcribe(audio), checked)]
+    return [None if text is None else _best(text, rs, unit) for text, rs in zip(transcribe(audio), checked)]
 
 
 def _asr_wer(hyps: list[str], refs: Any, *, audio: Sequence[Any], **_columns: Any) -> list[float | None]:
@@ -308,6 +313,32 @@ register(
         description=(
             f"1 - WER of an ASR transcript of the 'audio' column vs the best reference, clipped to [0, 1]; "
             f"pocketsphinx (task LM from {LM_ENV}) or Whisper ({MODEL_ENV}, cluster); corpus 100 * (1 - pooled WER)"
+        ),
+    )
+)
+
+
+def _asr_cer(hyps: list[str], refs: Any, *, audio: Sequence[Any], **_columns: Any) -> list[float | None]:
+    return [None if b is None else min(1.0, max(0.0, 1.0 - b[0] / b[1])) for b in _asr_edits(refs, audio, "char")]
+
+
+def _asr_cer_corpus(hyps: list[str], refs: Any, *, audio: Sequence[Any]) -> float:
+    pairs = [b for b in _asr_edits(refs, audio, "char") if b is not None]
+    total = sum(n for _, n in pairs)
+    return float("nan") if total == 0 else 100.0 * max(0.0, 1.0 - sum(e for e, _ in pairs) / total)
+
+
+register(
+    Scorer(
+        name="asr_cer",
+        sample=_asr_cer,
+        corpus=_asr_cer_corpus,
+        columns=("audio",),
+        file_columns=("audio",),
+        settings=(MODEL_ENV, LM_ENV),
+        description=(
+            "1 - CER of the ASR transcript of the 'audio' column vs the best reference (characters of the normalised "
+            "text), clipped to [0, 1]; same transcripts as asr_wer (memoised); corpus 100 * (1 - pooled CER)"
         ),
     )
 )
