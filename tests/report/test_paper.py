@@ -6,10 +6,11 @@ import math
 
 import pytest
 
+from speechrl.report.builders import REPORT_TABLES
 from speechrl.report.paper import (
-    METRICS, MISSING_TABLES, PAPER_TABLES, REWARDS, SYSTEMS, TASKS, PaperTable, paper_tables_for,
-    setting_task,
+    METRICS, MISSING_TABLES, PAPER_TABLES, REWARDS, SYSTEMS, PaperTable, paper_tables_for, setting_task,
 )
+from speechrl.tasks import TASKS
 
 
 def _cells(table: PaperTable):
@@ -31,6 +32,7 @@ def test_structure():
             assert system in SYSTEMS
             assert metric in METRICS
             assert isinstance(value, float) and math.isfinite(value) and 0.0 <= value <= 100.0
+        assert table.table in REPORT_TABLES and table.table in TASKS.get(table.tasks[0]).report_tables
     for key in MISSING_TABLES:
         assert key not in PAPER_TABLES
 
@@ -86,8 +88,22 @@ def test_properties():
     assert main.metrics == ["bleu"]
 
 
+@pytest.mark.parametrize("setting,sft,gspo", [  # DNSMOS OVRL (1-5) before / after GSPO, DNS2020 (SE-GSPO, 2026)
+    ("se/UniSE, DNS2020 synthetic + reverb", 3.43, 3.49), ("se/UniSE, DNS2020 real recordings", 3.26, 3.37),
+    ("se/GenSE, DNS2020 synthetic + reverb", 3.16, 3.53), ("se/GenSE, DNS2020 real recordings", 2.60, 3.22),
+])
+def test_pinned_se_gspo(setting, sft, gspo):
+    se = PAPER_TABLES["se_gspo_dns2020"]
+    assert se.value(setting, "sft", "dnsmos_ovrl") == sft and se.value(setting, "gspo", "dnsmos_ovrl") == gspo
+    assert se.table == "se" and se.metrics == ["dnsmos_ovrl"] and "not ours" in se.title
+
+
 def test_paper_tables_for():
     main = PAPER_TABLES["grpo_sallm_main"]
+    se = PAPER_TABLES["se_gspo_dns2020"]
+    assert paper_tables_for(["sft", "gspo"], ["se"], table="se") == [se]
+    assert paper_tables_for(["sft", "gspo"], ["se"]) == []  # printed beside the se table only
+    assert paper_tables_for(["sft"], ["sqa"], table="se") == []
     assert paper_tables_for(["base", "sft", "grpo"], ["sqa", "ast"]) == [main]
     assert paper_tables_for(["grpo"], ["ast"]) == [main]
     assert paper_tables_for(["sft"], ["sqa"]) == [main]

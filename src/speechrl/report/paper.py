@@ -5,16 +5,19 @@ What is here
 :data:`PAPER_TABLES` maps a table key to a :class:`PaperTable`, whose ``rows`` are
 ``setting -> system -> metric -> value``:
 
-* setting: ``"<task>/<model>"``. Tasks: ``sqa`` is LibriSQA (part I), ``ast`` is CoVoST2 En->De.
-  Models: ``granite-2b`` / ``granite-8b`` (Granite Speech 3.3 2B / 8B).
-* system: our names: ``base``, ``sft``, ``grpo``, ``mp_grpo``, ``leaf``, and ``grpo-<reward>`` for
-  reward-ablation runs (``<reward>`` one of our reward names, e.g. ``grpo-rouge_l``).
-* metric: our metric keys (``bleu``, ``bertscore``, ``rouge_1``, ``rouge_2``, ``rouge_l``,
-  ``meteor``, ...).
+* setting: ``"<task>/<model>"``; ``<task>`` is a task of :data:`speechrl.tasks.TASKS` (``sqa`` is
+  LibriSQA part I, ``ast`` CoVoST2 En->De, ``se`` DNS Challenge 2020), ``<model>`` the paper's model
+  and test set (``granite-2b`` / ``granite-8b`` for Granite Speech 3.3 2B / 8B; ``UniSE, DNS2020
+  synthetic + reverb`` ...).
+* system: our names: ``base``, ``sft``, ``grpo``, ``gspo``, ``mp_grpo``, ``leaf``, and
+  ``<algorithm>-<reward>`` for reward-ablation runs (e.g. ``grpo-rouge_l``).
+* metric: our metric keys (``bleu``, ``rouge_l``, ``dnsmos_ovrl``, ...).
+* :attr:`PaperTable.table`: the report table it is printed beside (``main``, ``se``, ...).
 
-Scale: every value is on 0-100, like our ``metrics.json`` (BLEU is corpus BLEU 0-100 as the paper
-prints it; no conversion was needed for the numbers kept here). A table given on 0-1 would be
-multiplied by 100 when entered, and the table's ``notes`` would say so.
+Scale: every value is on the scale of our ``metrics.json`` value of that metric: 0-100 for the text
+metrics (BLEU is corpus BLEU 0-100 as the paper prints it), the 1-5 MOS scale for DNSMOS (as our
+``dnsmos_*`` corpus values and the SE papers). A table given on another scale would be converted when
+entered, and the table's ``notes`` would say so.
 
 Sources
 -------
@@ -28,6 +31,10 @@ Sources
   that paper's main results table (base / SFT / GRPO for 2B and 8B on both tasks). Its table number
   is not given in either text, so it is not claimed here. The paper evaluates with sampling
   (T=0.9, top-p 0.9), so it compares with our ``sampled`` decoding rather than ``greedy``.
+* "Post-Training Speech Enhancement LMs with Perceptual Rewards" (2026; SE-GSPO), through the
+  project's algorithm notes: DNSMOS OVRL on the DNS Challenge 2020 test sets before (the UniSE / GenSE
+  SFT checkpoints) and after GSPO with the composite perceptual reward (DNSMOS OVRL + 1 - WER + UTMOS,
+  equal weights); no other column. Different data and models from ours: printed as the paper's.
 * "LEAF: Growing Trees Without Branching for Speech-Aware Large Language Model Post-Training"
   (Gerogiannis et al., 2026), through an editorial summary of it with no numbers at all.
 
@@ -51,17 +58,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-TASKS = ("sqa", "ast")
-"""Task keys: ``sqa`` = LibriSQA, ``ast`` = CoVoST2 En->De."""
-
 REWARDS = ("bleu", "chrf", "rouge_1", "rouge_2", "rouge_l", "meteor", "bertscore")
-"""Our reward names, used in reward-ablation system keys (``grpo-<reward>``)."""
+"""Our text reward names, used in reward-ablation system keys (``grpo-<reward>``)."""
 
-SYSTEMS = ("base", "sft", "grpo", "mp_grpo", "leaf") + tuple(f"grpo-{r}" for r in REWARDS)
+SE_REWARDS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "pesq", "stoi", "asr_wer", "utmos")
+"""Our audio reward names of the SE single-metric ablation (``gspo-<reward>``)."""
+
+SYSTEMS = (("base", "sft", "grpo", "gspo", "mp_grpo", "leaf") + tuple(f"grpo-{r}" for r in REWARDS)
+           + tuple(f"gspo-{r}" for r in SE_REWARDS))
 """System keys a paper table may use."""
 
-METRICS = ("bleu", "chrf", "bertscore", "rouge_1", "rouge_2", "rouge_l", "meteor", "exact_match")
-"""Metric keys a paper table may use (all on 0-100)."""
+METRICS = ("bleu", "chrf", "bertscore", "rouge_1", "rouge_2", "rouge_l", "meteor", "exact_match",
+           "dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "pesq", "stoi", "si_sdr", "asr_wer", "utmos")
+"""Metric keys a paper table may use (on our metrics.json scale; all within 0-100)."""
 
 
 def setting_task(setting: str) -> str:
@@ -84,12 +93,16 @@ class PaperTable:
     rows: dict[str, dict[str, dict[str, float]]]
     notes: tuple[str, ...] = field(default=())
     """Caveats to print under the table (omitted cells, scale conversions, decoding)."""
+    table: str = "main"
+    """The report table (:data:`speechrl.report.builders.REPORT_TABLES`) this one is printed beside."""
 
     def __post_init__(self) -> None:
+        from speechrl.tasks import TASKS
+
         for setting, systems in self.rows.items():
             task = setting_task(setting)
             if task not in TASKS or not setting_model(setting):
-                raise ValueError(f"{self.key}: bad setting {setting!r} (want '<task>/<model>', task in {TASKS})")
+                raise ValueError(f"{self.key}: bad setting {setting!r} (want '<task>/<model>', task one of {', '.join(TASKS.names())})")
             for system, metrics in systems.items():
                 if system not in SYSTEMS:
                     raise ValueError(f"{self.key}: unknown system {system!r} in {setting!r}")
@@ -127,6 +140,7 @@ class PaperTable:
 
 _GRPO_SALLM = ("Elmakies et al. 2025, 'Advancing Speech Understanding in Speech-Aware Language Models with "
                "GRPO', arXiv 2509.16990")
+_SE_GSPO = "'Post-Training Speech Enhancement LMs with Perceptual Rewards' (2026)"
 _LEAF = ("Gerogiannis et al. 2026, 'LEAF: Growing Trees Without Branching for Speech-Aware Large Language "
          "Model Post-Training'")
 
@@ -169,6 +183,27 @@ PAPER_TABLES: dict[str, PaperTable] = {
                 "+151% vs base / +6% vs SFT (which imply ~44.8).",
             ),
         ),
+        PaperTable(
+            key="se_gspo_dns2020",
+            title=("Paper: SE-GSPO (2026), DNS Challenge 2020 test sets, UniSE / GenSE before and after GSPO "
+                   "(the paper's models and data, not ours), DNSMOS OVRL only"),
+            source=(f"{_SE_GSPO}: DNSMOS OVRL of the SFT checkpoints (UniSE, GenSE) and after GSPO with the "
+                    "composite reward, as the project's algorithm notes give them (table number not given)"),
+            rows={
+                "se/UniSE, DNS2020 synthetic + reverb": {"sft": {"dnsmos_ovrl": 3.43}, "gspo": {"dnsmos_ovrl": 3.49}},
+                "se/UniSE, DNS2020 real recordings": {"sft": {"dnsmos_ovrl": 3.26}, "gspo": {"dnsmos_ovrl": 3.37}},
+                "se/GenSE, DNS2020 synthetic + reverb": {"sft": {"dnsmos_ovrl": 3.16}, "gspo": {"dnsmos_ovrl": 3.53}},
+                "se/GenSE, DNS2020 real recordings": {"sft": {"dnsmos_ovrl": 2.60}, "gspo": {"dnsmos_ovrl": 3.22}},
+            },
+            notes=(
+                "The paper's published numbers, for scale only: its models (UniSE / GenSE, pretrained codec LMs), "
+                "training data (20K 5-second DNS clips) and test sets differ from ours.",
+                "DNSMOS OVRL on the 1-5 MOS scale (like our dnsmos_ovrl). SFT: the paper's starting checkpoints; "
+                "GSPO: after GSPO with DNSMOS OVRL + (1 - WER) + UTMOS, equal weights (G=4, T=1.0, 3k steps).",
+                "The paper reports that a single-metric DNSMOS reward is hacked (no numbers in our sources).",
+            ),
+            table="se",
+        ),
     )
 }
 """Published tables by key; only tables with at least one number we could source."""
@@ -187,7 +222,7 @@ MISSING_TABLES: dict[str, str] = {
 """Tables the papers have but whose numbers are not in our sources: key -> why."""
 
 
-def paper_tables_for(systems: list[str], tasks: list[str]) -> list[PaperTable]:
-    """The paper tables (in :data:`PAPER_TABLES` order) that have a value for at least one of
-    ``systems`` on at least one of ``tasks``."""
-    return [t for t in PAPER_TABLES.values() if t.has(list(systems), list(tasks))]
+def paper_tables_for(systems: list[str], tasks: list[str], table: str = "main") -> list[PaperTable]:
+    """The paper tables (in :data:`PAPER_TABLES` order) printed beside report table ``table`` that have
+    a value for at least one of ``systems`` on at least one of ``tasks``."""
+    return [t for t in PAPER_TABLES.values() if t.table == table and t.has(list(systems), list(tasks))]

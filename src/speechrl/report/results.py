@@ -9,7 +9,7 @@ Format (metric values on a 0-100 scale; a missing, null or NaN metric is shown a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +108,43 @@ def as_grid(results: list[Result], decoding: str) -> tuple[dict[str, dict[str, d
                 else:
                     row[m], ci_row[m] = None, None
     return grid, cis
+
+
+def paired_diff(results: list[Result], decoding: str, a: str, b: str, metrics: list[str]
+                ) -> tuple[dict[str, dict[str, dict[str, float | None]]], dict[str, dict[str, dict[str, float | None]]]]:
+    """``(task -> {"diff:a-b": metric -> mean of (a - b) over the seeds both have}, same -> 95% CI half-width)``.
+
+    Paired by seed: the per-seed differences are averaged, their t-interval is the CI. Tasks without both
+    systems are left out; a metric no common seed has is None."""
+    seeds_by = per_seed(results, decoding)
+    grid: dict[str, dict[str, dict[str, float | None]]] = {}
+    cis: dict[str, dict[str, dict[str, float | None]]] = {}
+    for task, systems in seeds_by.items():
+        if a not in systems or b not in systems:
+            continue
+        key, row, ci_row = f"diff:{a}-{b}", {}, {}
+        for m in metrics:
+            d = [systems[a][sd][m] - systems[b][sd][m] for sd in systems[a]
+                 if sd in systems[b] and systems[a][sd].get(m) is not None and systems[b][sd].get(m) is not None]
+            row[m], ci_row[m] = mean_ci(d) if d else (None, None)
+        grid[task], cis[task] = {key: row}, {key: ci_row}
+    return grid, cis
+
+
+ERROR_RATES = {"wer_pct": "asr_wer", "cer_pct": "asr_cer"}
+"""Derived column -> the metric it comes from: ``asr_wer`` / ``asr_cer`` store ``100 * (1 - error rate)``
+(speechrl.rewards.asr), so the error rate in percent is ``100 - value``."""
+
+
+def add_error_rates(results: list[Result]) -> list[Result]:
+    """``results`` with ``wer_pct = 100 - asr_wer`` and ``cer_pct = 100 - asr_cer`` added to every decoding
+    that has the source metric (None stays None). Means, CIs and paired differences of the derived
+    columns then come from the per-seed values like any other metric."""
+    out = []
+    for r in results:
+        decodings = {}
+        for dec, values in r.decodings.items():
+            extra = {k: None if values[src] is None else 100.0 - values[src] for k, src in ERROR_RATES.items() if src in values}
+            decodings[dec] = {**values, **extra}
+        out.append(replace(r, decodings=decodings))
+    return out

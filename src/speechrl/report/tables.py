@@ -15,13 +15,26 @@ from typing import Any
 METRIC_NAMES = {
     "bleu": "BLEU", "chrf": "chrF", "rouge_1": "ROUGE-1", "rouge_2": "ROUGE-2", "rouge_l": "ROUGE-L", "meteor": "METEOR",
     "bertscore": "BERTScore", "exact_match": "EM",
+    # audio metrics, on the scale of their corpus value in metrics.json (speechrl.rewards)
+    "dnsmos_ovrl": "DNSMOS OVRL", "dnsmos_sig": "DNSMOS SIG", "dnsmos_bak": "DNSMOS BAK", "dnsmos_p808": "DNSMOS P.808",
+    "utmos": "UTMOS", "pesq": "PESQ", "stoi": "STOI (%)", "si_sdr": "SI-SDR (dB)",
+    "wer": "100−WER", "cer": "100−CER", "asr_wer": "100−WER (ASR)", "asr_cer": "100−CER (ASR)",
+    # derived by the report (speechrl.report.results.add_error_rates)
+    "wer_pct": "WER %", "cer_pct": "CER %",
 }
-TASK_NAMES = {"sqa": "Spoken QA (SQA)", "ast": "Speech translation En→De (AST)"}
-SYSTEM_NAMES = {"base": "Base", "sft": "SFT", "sft_more": "SFT + same extra compute"}
+LOWER_IS_BETTER = frozenset({"wer_pct", "cer_pct"})
+"""Columns whose best value is the smallest one."""
+SYSTEM_NAMES = {
+    "base": "Base", "sft": "SFT", "sft_more": "SFT + same extra compute", "mp_grpo": "MP-GRPO", "gspo_token": "GSPO-token",
+    "gspo_segment_window": "GSPO-segment (window)", "gspo_segment_logprob": "GSPO-segment (log-prob)",
+    "gspo_segment_tokenid": "GSPO-segment (token id)", "p_gspo": "P-GSPO",
+}
 MISSING = "—"
 LEGEND = ("Cells: value, or mean ± 95% CI half-width over seeds (t distribution), with the relative change of the mean "
-          "vs base / vs SFT (the SFT row: vs base only; n/a where that value is below 1). Best mean per column and task in bold.")
-PLAIN_LEGEND = "Cells: value, or mean ± 95% CI half-width over seeds (t distribution). Best per column and task in bold."
+          "vs base / vs SFT (the SFT row: vs base only; n/a where that value is below 1). Best mean per column and task in bold "
+          "(the lowest for WER % / CER %).")
+PLAIN_LEGEND = ("Cells: value, or mean ± 95% CI half-width over seeds (t distribution). Best per column and task in bold "
+                "(the lowest for WER % / CER %).")
 
 
 def metric_name(m: str) -> str:
@@ -29,9 +42,13 @@ def metric_name(m: str) -> str:
 
 
 def task_name(t: str) -> str:
-    """``sqa`` -> its long name; a paper setting ``sqa/granite-2b`` -> long name, model."""
+    """``sqa`` -> its title in the task registry (:data:`speechrl.tasks.TASKS`); a paper setting
+    ``sqa/granite-2b`` -> title, model; an unregistered name as is."""
+    from speechrl.tasks import TASKS
+
     task, _, model = t.partition("/")
-    return f"{TASK_NAMES.get(task, task)}, {model}" if model else TASK_NAMES.get(t, t)
+    title = TASKS.get(task).title if task in TASKS else task
+    return f"{title}, {model}" if model else title
 
 
 def system_name(s: str) -> str:
@@ -113,7 +130,7 @@ def fmt_change(c: float | None) -> str:
 
 def order_systems(present: list[str], system_order: list[str]) -> list[str]:
     """``system_order`` first (those present), then the other systems alphabetically."""
-    return [s for s in system_order if s in present] + sorted(s for s in present if s not in system_order)
+    return [s for s in dict.fromkeys(system_order) if s in present] + sorted(s for s in present if s not in system_order)
 
 
 def build_block(task: str, rows: dict[str, dict[str, float | None]], system_order: list[str], metrics: list[str], note: str,
@@ -124,7 +141,7 @@ def build_block(task: str, rows: dict[str, dict[str, float | None]], system_orde
     best = {}
     for m in metrics:
         vals = [round(v, 2) for s in systems if not s.startswith("diff:") and (v := rows[s].get(m)) is not None]
-        best[m] = max(vals) if vals else None
+        best[m] = (min if m in LOWER_IS_BETTER else max)(vals) if vals else None
     out = []
     for s in systems:
         cells = []
@@ -148,6 +165,31 @@ def build_table(key: str, title: str, grid: dict[str, dict[str, dict[str, Any]]]
     """A table from ``task -> system -> metric -> value`` (tasks in the grid's order), CIs from ``cis`` (same keys)."""
     blocks = tuple(build_block(t, rows, system_order, metrics, notes.get(t, ""), (cis or {}).get(t), compare) for t, rows in grid.items())
     return Table(key, title, tuple(metrics), blocks, note=note, compare=compare)
+
+
+def merge_tables(tables: list[Table]) -> list[Table]:
+    """Tables built per task, joined: tables with the same key, title, columns and comparison become one
+    table with one block per task (first-seen order), as in the papers' tables; a table whose key is
+    taken by a different table is renamed ``<key>_<task of its first block>`` (a task with columns of its
+    own). Notes of the joined tables are kept once each."""
+    out: dict[str, Table] = {}
+    for t in tables:
+        key = t.key
+        if key in out and not _joinable(out[key], t):
+            key = f"{t.key}_{t.blocks[0].task}" if t.blocks else f"{t.key}_{len(out)}"
+        if key in out and _joinable(out[key], t):
+            old = out[key]
+            note = old.note if not t.note or t.note in old.note else f"{old.note} {t.note}".strip()
+            out[key] = Table(key, old.title, old.metrics, old.blocks + t.blocks, note=note, compare=old.compare)
+        elif key in out:
+            raise ValueError(f"report: two different tables named '{key}'")
+        else:
+            out[key] = Table(key, t.title, t.metrics, t.blocks, note=t.note, compare=t.compare)
+    return list(out.values())
+
+
+def _joinable(a: Table, b: Table) -> bool:
+    return (a.title, a.metrics, a.compare) == (b.title, b.metrics, b.compare)
 
 
 # --------------------------------------------------------------------------------- Markdown
@@ -177,7 +219,7 @@ def to_markdown(t: Table) -> str:
 # --------------------------------------------------------------------------------- LaTeX
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
         "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-        "→": r"$\rightarrow$", "—": "---"}
+        "→": r"$\rightarrow$", "—": "---", "−": "$-$", "±": r"$\pm$", "·": r"$\cdot$", "<": r"$<$", ">": r"$>$"}
 
 
 def tex_escape(text: str) -> str:
@@ -209,5 +251,8 @@ def to_latex(t: Table) -> str:
         lines += [r"\midrule", rf"\multicolumn{{{ncol}}}{{l}}{{{head}}} \\", r"\midrule"]
         for s, cells in b.rows:
             lines.append(tex_escape(system_name(s)) + " & " + " & ".join(_tex_cell(c) for c in cells) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}", ""]
+    lines += [r"\bottomrule", r"\end{tabular}"]
+    if t.note:
+        lines.append(rf"\par\smallskip{{\footnotesize {tex_escape(t.note)}}}")
+    lines += [r"\end{table}", ""]
     return "\n".join(lines)
