@@ -293,3 +293,27 @@ def test_tiny_dac_loads_by_path_and_round_trips(tmp_path):
     assert bad == 0 and len(y) == len(x) and np.isfinite(y).all()
     with pytest.raises(CodecError, match=r"n_quantizers must be in 1..3"):
         load_codec("dac", path=str(tmp_path / "dac"), n_quantizers=4)
+
+
+@pytest.mark.slow
+def test_xcodec2_loads_by_path_and_names_a_missing_feature_package(tmp_path):
+    """A tiny X-Codec 2 saved to disk loads through the plug-in; its feature extractor needs torchaudio."""
+    from transformers import Xcodec2Config, Xcodec2Model
+
+    sem = {"model_type": "wav2vec2-bert", "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32,
+           "feature_projection_input_dim": 160, "output_hidden_size": 16}
+    cfg = Xcodec2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                        head_dim=16, encoder_hidden_size=4, semantic_model_config=sem, quantization_dim=32, quantization_levels=[4, 4])
+    Xcodec2Model(cfg).save_pretrained(tmp_path / "x")
+    (tmp_path / "x" / "preprocessor_config.json").write_text(json.dumps(
+        {"feature_extractor_type": "Xcodec2FeatureExtractor", "sampling_rate": 16000, "hop_length": 320, "feature_size": 80}))
+    try:
+        import torchaudio  # noqa: F401
+    except Exception:
+        with pytest.raises(CodecError, match=r"codec 'xcodec2': AutoFeatureExtractor needs a package that is not installed: .*torchaudio"):
+            load_codec("xcodec2", path=str(tmp_path / "x"))
+        return
+    c = load_codec("xcodec2", path=str(tmp_path / "x"))
+    assert (c.vocab_size, c.tokens_per_frame, c.tokens_per_second) == (16, 1, 50.0)
+    ids = c.encode(voiced(0.4), 16000)
+    assert len(ids) == 20 and max(ids) < 16 and c.decode(ids)[1] == 0

@@ -36,6 +36,8 @@ Entries of :data:`CODECS`:
   through transformers (EncodecModel, DacModel, Xcodec2Model) from option ``path`` (a local folder
   or a hub id; ``local_files_only`` when ``HF_HUB_OFFLINE=1``). One frame = the residual codebooks
   of one time step (EnCodec, DAC) or the single FSQ code (X-Codec 2, 65536 ids, 50 tokens/s).
+  transformers' Xcodec2FeatureExtractor needs torchaudio (no CPU wheel here): without it
+  ``xcodec2`` is a :class:`CodecError` naming the package; EnCodec and DAC need only torch.
 * ``snac`` (Siuzdak et al. 2024, arXiv 2410.14411; ``hubertsiuzdak/snac_24khz``) through the
   ``snac`` package; one frame = 7 codes of the three scales in the order Orpheus-TTS uses
   (c0[t], c1[2t], c2[4t], c2[4t+1], c1[2t+1], c2[4t+2], c2[4t+3]). Not exercised here (the package
@@ -400,6 +402,9 @@ def _from_pretrained(name: str, cls: Any, path: str, hub_id: str) -> Any:
         raise _weights_error(name, path, hub_id, FileNotFoundError(f"no folder {local}"))
     try:
         return cls.from_pretrained(str(local) if looks_local else path, local_files_only=_offline() or looks_local)
+    except ImportError as e:  # e.g. Xcodec2FeatureExtractor needs torchaudio
+        detail = " ".join(str(e).split())[:300]
+        raise CodecError(f"codec '{name}': {getattr(cls, '__name__', cls)} needs a package that is not installed: {detail}") from None
     except (OSError, ValueError) as e:
         raise _weights_error(name, path, hub_id, e) from None
 

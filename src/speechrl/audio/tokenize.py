@@ -1,8 +1,10 @@
 """The tokenize stage: a dataset's audio -> codec token ids, and a round-trip quality check.
 
 :func:`tokenize_dataset` reads ``<data_dir>/{train,valid,test}.jsonl`` (the manifest format of
-:mod:`speechrl.data.manifest`) and writes into ``out_dir`` (as a whole, atomically: a failed run
-leaves the previous folder as it was):
+:mod:`speechrl.data.manifest`), encodes everything in memory, then writes into ``out_dir`` (each
+file atomically; other files there are left alone, so it can be a job's staging folder,
+:mod:`speechrl.jobdir`, which makes the set atomic). A failure before that point, such as a bad
+sample with ``on_bad_sample="error"``, writes nothing:
 
 * ``codec.json``: ``codec.info()`` (name, options, vocab_size, rates), what the LM stage needs;
 * ``<split>.jsonl``: one line per kept example, ``{"id": ..., <key>: [ids], ...}`` for each
@@ -28,9 +30,11 @@ PESQ, STOI and SI-SDR of the decoded vs the original, all through the registered
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Sequence
@@ -43,7 +47,7 @@ import numpy as np
 from speechrl.audio.codecs import CLIP_WARN_SAMPLES, AudioCodec, CodecError, count_clipped
 from speechrl.audio.io import AudioError, load_audio
 from speechrl.data.manifest import SPLITS, BadSample, Example, ManifestError, scan_manifest
-from speechrl.io import atomic_dir, write_json, write_jsonl
+from speechrl.io import write_json, write_jsonl
 
 log = logging.getLogger("speechrl.audio.tokenize")
 
@@ -143,12 +147,12 @@ def tokenize_dataset(data_dir: str | Path, out_dir: str | Path, codec: AudioCode
         "skipped_by_split": {s: sum(b.file == str(data_dir / f"{s}.jsonl") for b in skipped) for s in SPLITS},
         "seconds": round(time.perf_counter() - start, 3),
     }
-    with atomic_dir(out_dir) as tmp:
-        write_json(tmp / "codec.json", codec.info())
-        for split, split_rows in rows.items():
-            write_jsonl(tmp / f"{split}.jsonl", split_rows)
-        write_jsonl(tmp / "skipped.jsonl", (b.to_json() for b in skipped))
-        write_json(tmp / "stats.json", stats)
+    out = Path(out_dir)
+    write_json(out / "codec.json", codec.info())
+    for split, split_rows in rows.items():
+        write_jsonl(out / f"{split}.jsonl", split_rows)
+    write_jsonl(out / "skipped.jsonl", (b.to_json() for b in skipped))
+    write_json(out / "stats.json", stats)
     log.info("tokenize: %s examples, %d skipped, tokens %s, %.1f s", stats["examples"], len(skipped), stats["tokens"], stats["seconds"])
     return stats
 
@@ -173,21 +177,31 @@ def roundtrip_inputs(data_dir: str | Path, field: str = "audio", split: str = "v
     return paths, refs
 
 
+_LM_DIRS: dict[tuple[str, ...], str] = {}
+
+
 @contextmanager
 def _task_lm(refs: Sequence[str]) -> Iterator[None]:
-    """Point ``SPEECHRL_ASR_LM`` at a task LM of ``refs`` for the block (unless an ASR is configured)."""
+    """Point ``SPEECHRL_ASR_LM`` at a task LM of ``refs`` for the block (unless an ASR is configured).
+
+    One LM folder per distinct set of texts, kept until the process exits: a second call with the
+    same texts reuses it, its ASR worker pool and the transcripts already memoised."""
     from speechrl.rewards.asr import LM_ENV, MODEL_ENV, build_task_lm
 
     if os.environ.get(LM_ENV, "").strip() or os.environ.get(MODEL_ENV, "").strip():
         yield
         return
-    with tempfile.TemporaryDirectory(prefix="speechrl-lm-") as tmp:
-        build_task_lm(refs, tmp)
-        os.environ[LM_ENV] = tmp
-        try:
-            yield
-        finally:
-            os.environ.pop(LM_ENV, None)
+    key = tuple(sorted(set(refs)))
+    if key not in _LM_DIRS:
+        folder = tempfile.mkdtemp(prefix="speechrl-lm-")
+        atexit.register(shutil.rmtree, folder, True)
+        build_task_lm(list(key), folder)
+        _LM_DIRS[key] = folder
+    os.environ[LM_ENV] = _LM_DIRS[key]
+    try:
+        yield
+    finally:
+        os.environ.pop(LM_ENV, None)
 
 
 def _value(x: float, scale: float = 1.0) -> float | None:
