@@ -46,10 +46,10 @@ def wd(tmp_path, monkeypatch) -> Path:
                                                  "tracking": {"enabled": False}}))
     main(["resolve-config", "--config", "user.yaml", "--out", "results/config.yaml"])
     for s in SLICES:
-        main(["resolve-config", "--config", "results/config.yaml", "--slice", s, "--out", f"results/config/{s}.yaml"])
-    _job(monkeypatch, "data", "results/config/data.yaml", "results/data/sqa", [], {"train.jsonl": "{}\n", "test.jsonl": "{}\n"})
-    _job(monkeypatch, "sft", "results/config/sft.yaml", "results/sft/sqa", ["results/data/sqa"], {"model/w.bin": "w"})
-    _job(monkeypatch, "rl", "results/config/rl-grpo.yaml", "results/rl/sqa/grpo/s1",
+        main(["resolve-config", "--config", "results/config.yaml", "--slice", s, "--out", f"results/config/sqa/{s}.yaml"])
+    _job(monkeypatch, "data", "results/config/sqa/data.yaml", "results/data/sqa", [], {"train.jsonl": "{}\n", "test.jsonl": "{}\n"})
+    _job(monkeypatch, "sft", "results/config/sqa/sft.yaml", "results/sft/sqa", ["results/data/sqa"], {"model/w.bin": "w"})
+    _job(monkeypatch, "rl", "results/config/sqa/rl-grpo.yaml", "results/rl/sqa/grpo/s1",
          ["results/data/sqa/train.jsonl", "results/sft/sqa/model"], {"model/w.bin": "r", "metrics.json": "{}"}, seed=1)
     _job(monkeypatch, "report", "results/config.yaml", "results/report", ["results/rl/sqa/grpo/s1/metrics.json"],
          {"index.html": "<html>"})
@@ -72,7 +72,7 @@ def test_paths_are_relative_to_the_manifest(wd):
     assert m["paths"] == "relative to the manifest"
     assert set(m["inputs"]) == {"../../../../data/sqa/train.jsonl", "../../../../sft/sqa/model/w.bin"}
     assert set(m["outputs"]) == {"model/w.bin", "metrics.json"}
-    assert m["config_file"] == "../../../../config/rl-grpo.yaml" and m["config_slice"] == "rl-grpo"
+    assert m["config_file"] == "../../../../config/sqa/rl-grpo.yaml" and m["config_slice"] == "rl-grpo"
     assert json.loads(Path("results/report/manifest.json").read_text())["config_slice"] is None
 
 
@@ -92,11 +92,11 @@ def test_an_absolute_input_outside_the_results_stays_absolute(wd, tmp_path, monk
     dataset = tmp_path / "shared" / "train.jsonl"
     dataset.parent.mkdir()
     dataset.write_text("{}\n")
-    _job(monkeypatch, "sft", "results/config/sft.yaml", "results/sft/ast", [str(dataset), str(wd / "results/data/sqa/test.jsonl")],
+    _job(monkeypatch, "sft", "results/config/sqa/sft.yaml", "results/sft/ast", [str(dataset), str(wd / "results/data/sqa/test.jsonl")],
          {"model/w.bin": "w"})
     m = json.loads(Path("results/sft/ast/manifest.json").read_text())
     assert set(m["inputs"]) == {str(dataset), str(wd / "results/data/sqa/test.jsonl")}
-    cfg = load_config("results/config/sft.yaml")  # with root: an absolute path inside it is stored relative
+    cfg = load_config("results/config/sqa/sft.yaml")  # with root: an absolute path inside it is stored relative
     m = write_manifest(Path("results/sft/ast"), cfg, "sft", [dataset, wd / "results/data/sqa/test.jsonl"], time.time(),
                        root=wd / "results")
     assert set(m["inputs"]) == {str(dataset), "../../data/sqa/test.jsonl"}
@@ -119,17 +119,17 @@ def test_an_edited_resolved_config_is_named_key_by_key(wd):
 
 
 def test_an_edited_slice_file_is_named(wd):
-    _edit(Path("results/config/rl-grpo.yaml"), "rl", "group_size", 16)
+    _edit(Path("results/config/sqa/rl-grpo.yaml"), "rl", "group_size", 16)
     [problem] = audit(Path("results"))
     assert problem.startswith("results/rl/sqa/grpo/s1/manifest.json: rl.group_size: job ran with ")
-    assert problem.endswith(", results/config/rl-grpo.yaml says 16")
+    assert problem.endswith(", results/config/sqa/rl-grpo.yaml says 16")
 
 
 def test_an_invalid_or_missing_config_is_reported(wd):
-    Path("results/config/sft.yaml").unlink()
+    Path("results/config/sqa/sft.yaml").unlink()
     _edit(Path("results/config.yaml"), "rl", "lr", -1.0)
     problems = audit(Path("results"))
-    assert "results/sft/sqa/manifest.json: its config file results/config/sft.yaml is missing" in problems
+    assert "results/sft/sqa/manifest.json: its config file results/config/sqa/sft.yaml is missing" in problems
     assert any(p.startswith("results/rl/sqa/grpo/s1/manifest.json: cannot check its config against results/config.yaml: ")
                and "rl.lr" in p for p in problems)
 
@@ -141,7 +141,7 @@ def test_an_edited_manifest_config_breaks_its_hash(wd):
     path.write_text(json.dumps(m))
     problems = audit(Path("results"))
     assert problems[0] == (f"{path}: config_hash {m['config_hash']} does not match the config it records (manifest edited?)")
-    assert problems[1:] == [f"{path}: sft.lr: job ran with 0.5, results/config/sft.yaml says 0.002",
+    assert problems[1:] == [f"{path}: sft.lr: job ran with 0.5, results/config/sqa/sft.yaml says 0.002",
                             f"{path}: sft.lr: job ran with 0.5, results/config.yaml says 0.002"]
 
 
@@ -161,8 +161,8 @@ def test_stale_copies_in_mlflow_stores_and_hidden_folders_are_skipped(wd, monkey
                  "results/sft/.sqa.tmp"):
         shutil.copytree("results/sft/sqa", copy)
     # a legitimate rerun of the SFT job: new weights, new manifest; the copies are stale
-    _job(monkeypatch, "sft", "results/config/sft.yaml", "results/sft/sqa", ["results/data/sqa"], {"model/w.bin": "w2"})
-    _job(monkeypatch, "rl", "results/config/rl-grpo.yaml", "results/rl/sqa/grpo/s1",
+    _job(monkeypatch, "sft", "results/config/sqa/sft.yaml", "results/sft/sqa", ["results/data/sqa"], {"model/w.bin": "w2"})
+    _job(monkeypatch, "rl", "results/config/sqa/rl-grpo.yaml", "results/rl/sqa/grpo/s1",
          ["results/data/sqa/train.jsonl", "results/sft/sqa/model"], {"model/w.bin": "r2", "metrics.json": "{}"}, seed=1)
     assert len(manifests(Path("results"))) == 4
     assert audit(Path("results")) == []

@@ -109,8 +109,11 @@ BACKEND = [("training/backend.py", None)]
 STAGES = {
     "tracking": [("cli.py", "cmd_tracking_init"), ("cli.py", "_runtime"), ("tracking.py", "init_pipeline")],
     "data": [*COMMON, ("cli.py", "cmd_data"), ("data/synthetic.py", "build_synthetic"),
-             ("data/synthetic.py", "_synthesize_all"), ("data/hub.py", "build_hub")],
-    "init_model": [*COMMON, *MODEL, ("cli.py", "cmd_init_model"), ("models/build.py", "build_tiny")],
+             ("data/synthetic.py", "_synthesize_all"), ("data/hub.py", "build_hub"), ("data/enhancement.py", None),
+             ("data/tts.py", None)],
+    "tokenize": [*COMMON, ("cli.py", "cmd_tokenize"), ("cli.py", "_codec_options"), ("audio/tokenize.py", None)],
+    "init_model": [*COMMON, *MODEL, ("cli.py", "cmd_init_model"), ("models/build.py", "build_tiny"),
+                   ("models/granite.py", None)],
     "sft": [*COMMON, *MODEL, *BACKEND, ("cli.py", "cmd_sft"), ("training/sft.py", "train_sft")],
     "sft_more": [*COMMON, *MODEL, *BACKEND, ("cli.py", "cmd_sft_more"), ("training/sft.py", "continue_sft")],
     "rl-grpo": [*COMMON, *MODEL, *BACKEND, ("cli.py", "cmd_rl"), ("training/rl.py", None)],
@@ -120,7 +123,7 @@ STAGES = {
 ALLOWED = {
     "seed": {"rl-grpo", "sft_more", "evaluate", "tracking"},  # those jobs get --seed from the DAG; tracking: _runtime
     "threads": {"tracking"},  # _runtime only
-    "device": {"data"},  # recorded in the manifest, not used
+    "device": {"data", "tokenize"},  # recorded in the manifest, not used
     # job_run: the pipeline run file written by tracking-init says whether tracking is on and where
     "tracking": set(STAGES),
     "results_dir": set(STAGES),  # the default MLflow store, used only when the pipeline run file has no URI

@@ -48,7 +48,8 @@ from pathlib import Path
 from typing import Any
 
 from speechrl.config import Config, ConfigError, load_config, slice_config
-from speechrl.config.slices import slice_keys
+from speechrl.config.parser import task_cfg
+from speechrl.config.slices import model_groups, slice_keys
 from speechrl.io import checksums, read_json, sha256_file, write_json
 
 PACKAGES = ("torch", "transformers", "peft", "deepspeed", "datasets", "sacrebleu", "jiwer", "mlflow", "snakemake",
@@ -218,15 +219,23 @@ class _Auditor:
     def __init__(self) -> None:
         self.configs: dict[tuple[Path, str | None], Config | str] = {}
 
-    def load(self, path: Path, slice_name: str | None = None) -> Config | str:
-        """The config in ``path`` (its slice ``slice_name`` if given), or the error loading it."""
-        key = (path.resolve(), slice_name)
+    def load(self, path: Path, slice_name: str | None = None, scope: str | None = None) -> Config | str:
+        """The config in ``path`` (its slice ``slice_name`` if given, of task ``scope``'s settings, or of base
+        model ``slice_name`` for the scope ``models``), or the error loading it."""
+        key = (path.resolve(), slice_name, scope)
         if key not in self.configs:
             try:
                 cfg = load_config(path)
+                if scope == "models":  # <results>/config/models/<group>.yaml: the init_model slice of the group's tasks
+                    groups = model_groups(cfg.to_dict(), cfg.data.tasks)
+                    if slice_name not in groups:
+                        raise ConfigError(f"no base model '{slice_name}' in {path}; its models: {', '.join(groups)}")
+                    cfg, slice_name = task_cfg(cfg, groups[slice_name][0]), "init_model"
+                elif scope:
+                    cfg = task_cfg(cfg, scope)
                 self.configs[key] = slice_config(cfg, slice_name) if slice_name else cfg
-            except ConfigError as e:
-                self.configs[key] = str(e)
+            except (ConfigError, KeyError) as e:
+                self.configs[key] = str(e.args[0]) if isinstance(e, KeyError) else str(e)
         return self.configs[key]
 
     def files(self, mpath: Path, m: dict[str, Any]) -> list[str]:
@@ -290,10 +299,13 @@ class _Auditor:
             except KeyError as e:
                 problems.append(f"{mpath}: {e.args[0]}")
                 return problems
-            # workflow layout: <results>/config/<slice>.yaml, from the resolved <results>/config.yaml
-            resolved = cfile.parent.parent / "config.yaml"
+            # workflow layout: <results>/config/tracking.yaml, <results>/config/<task>/<slice>.yaml and
+            # <results>/config/models/<model>.yaml, from the resolved <results>/config.yaml
+            scope = None if cfile.parent.name == "config" else cfile.parent.name
+            resolved = (cfile.parent if scope is None else cfile.parent.parent).parent / "config.yaml"
+            name = cfile.stem if scope == "models" else slice_name
             if resolved.exists():
-                compare(resolved, self.load(resolved, slice_name))
+                compare(resolved, self.load(resolved, name, scope))
             else:
                 problems.append(f"{mpath}: the resolved config {resolved} (that its slice '{slice_name}' comes from) "
                                 "is missing")

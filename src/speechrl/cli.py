@@ -173,49 +173,91 @@ def cmd_tracking_sync(a: argparse.Namespace) -> None:
 
 
 def cmd_data(a: argparse.Namespace, cfg: Config) -> None:
-    from speechrl.data.hub import build_hub
-    from speechrl.data.synthetic import build_synthetic
+    from speechrl.tasks import TASKS
 
-    start = time.time()
-    build = build_hub if cfg.data.source == "hub" else build_synthetic
+    start, task = time.time(), TASKS.get(a.task)
     with _outputs(a, cfg, "data", f"data:{a.task}", []) as o:
-        stats = build(a.task, cfg, o.work)
+        stats = task.build(cfg, o.work)
         o.run.metrics({k: v for k, v in stats.items() if isinstance(v, (int, float))}, 0)
         _finish(o.work, cfg, "data", [], start, o.run)
 
 
+def cmd_tokenize(a: argparse.Namespace, cfg: Config) -> None:
+    from speechrl.audio.codecs import load_codec
+    from speechrl.audio.tokenize import roundtrip_inputs, roundtrip_quality, tokenize_dataset
+    from speechrl.tasks import TASKS
+
+    data, start, task = Path(a.data), time.time(), TASKS.get(a.task)
+    if not task.tokenized:
+        raise ConfigError(f"task '{a.task}' has no tokenize stage (its audio goes through the model's encoder); "
+                          f"tasks with one: {', '.join(n for n in TASKS.names() if TASKS.get(n).tokenized)}")
+    codec = load_codec(cfg.tokenize.codec, **_codec_options(cfg))
+    inputs = [data]
+    with _outputs(a, cfg, "tokenize", f"tokenize:{a.task}", inputs) as o:
+        stats = tokenize_dataset(data, o.work, codec, task.token_fields, cfg.data.on_bad_sample)
+        if cfg.tokenize.roundtrip_utterances:  # decode(encode(x)) vs x on the valid split's targets
+            n = cfg.tokenize.roundtrip_utterances
+            paths, refs = roundtrip_inputs(data, task.token_fields["target"], "valid", n)
+            stats["roundtrip"] = roundtrip_quality(codec, paths, refs, o.work, n, cfg.data.sample_rate)
+        o.run.metrics({k: v for k, v in _flat(stats).items() if isinstance(v, (int, float))}, 0)
+        _finish(o.work, cfg, "tokenize", inputs, start, o.run, stats)
+
+
+def _codec_options(cfg: Config) -> dict[str, Any]:
+    """The options of ``tokenize.codec``: bit rate mode and tokens per frame for codec2, the weights' path otherwise."""
+    t = cfg.tokenize
+    return {"mode": t.mode, "tokens_per_frame": t.tokens_per_frame} if t.codec == "codec2" else {"path": t.path}
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}{k}/") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def cmd_init_model(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.data.manifest import scan_manifest
-    from speechrl.models.build import build_tiny, count_params, load_pretrained, save
+    from speechrl.models import build_tiny, count_params, load_pretrained, save
 
     start = time.time()
     texts = []
     for d in a.data:  # tokenizer text from the good lines only: the training jobs report / skip the bad ones
         for _, ex in scan_manifest(Path(d) / "train.jsonl")[0]:
             texts += [ex.prompt, *ex.references]
-    inputs = [Path(d) / "train.jsonl" for d in a.data]
+    codec = _codec_info(a.tokens)
+    inputs = [Path(d) / "train.jsonl" for d in a.data] + [Path(t) / "codec.json" for t in a.tokens]
     with _outputs(a, cfg, "init_model", "init_model", inputs) as o:
         if cfg.model.pretrained:
             model, proc = load_pretrained(cfg.model.pretrained, _device(cfg))
         else:
-            model, proc = build_tiny(cfg, texts)
+            model, proc = build_tiny(cfg, texts, codec)
         save(model, proc, o.work / "model")
         params = count_params(model)
         kind = cfg.model.pretrained or f"tiny {cfg.model.arch}"
         log.info(f"{kind}: {params['total']:,} parameters, vocab {len(proc.tokenizer)}")
-        write_json(o.work / "summary.json", {"params": params, "vocab_size": len(proc.tokenizer)})
+        write_json(o.work / "summary.json", {"params": params, "vocab_size": len(proc.tokenizer), "codec": codec})
         o.run.metrics({"params": params["total"]}, 0)
         _finish(o.work, cfg, "init_model", inputs, start, o.run)
 
 
+def _codec_info(token_dirs: list[str]) -> dict[str, Any] | None:
+    """The codec the tokenize jobs of a model's tasks used (codec.json); they must agree."""
+    infos = {d: json.loads((Path(d) / "codec.json").read_text()) for d in token_dirs}
+    if len({json.dumps(i, sort_keys=True) for i in infos.values()}) > 1:
+        raise ConfigError("the tasks of one model were tokenized with different codecs: "
+                          + "; ".join(f"{d}: {i}" for d, i in infos.items()) + "; give them the same tokenize settings")
+    return next(iter(infos.values()), None)
+
+
 def _load(cfg: Config, model_dir: str) -> Any:
-    from speechrl.models.build import load
+    from speechrl.models import load
 
     return load(Path(model_dir), _device(cfg))
 
 
 def cmd_sft(a: argparse.Namespace, cfg: Config) -> None:
-    from speechrl.models.build import apply_lora
+    from speechrl.models import apply_lora
     from speechrl.training.data import load_job_data, write_skipped
     from speechrl.training.sft import train_sft
 
@@ -223,10 +265,10 @@ def cmd_sft(a: argparse.Namespace, cfg: Config) -> None:
     model, proc = _load(cfg, a.model)
     if cfg.model.lora.enabled:
         model = apply_lora(model, cfg.model.lora)
-    splits, skipped = load_job_data(data, ("train", "valid"), proc, cfg)
+    splits, skipped = load_job_data(data, ("train", "valid"), proc, cfg, tokens_dir=a.tokens)
     train, valid = splits["train"], splits["valid"]
     log.info(f"[sft {a.task}] {len(train)} train / {len(valid)} valid examples")
-    inputs = [data, Path(a.model)]
+    inputs = [data, Path(a.model), *([Path(a.tokens)] if a.tokens else [])]
     with _outputs(a, cfg, "sft", f"sft:{a.task}", inputs, checkpoint=True) as o:
         if _is_main():
             write_skipped(o.work, skipped)
@@ -236,7 +278,7 @@ def cmd_sft(a: argparse.Namespace, cfg: Config) -> None:
 
 def cmd_rl(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.algos import resolve
-    from speechrl.models.build import apply_lora
+    from speechrl.models import apply_lora
     from speechrl.training.data import load_job_data, write_skipped
     from speechrl.training.rl import train_rl
 
@@ -252,10 +294,10 @@ def cmd_rl(a: argparse.Namespace, cfg: Config) -> None:
     model, proc = _load(cfg, a.model)
     if cfg.model.lora.enabled:
         model = apply_lora(model, cfg.model.lora)
-    splits, skipped = load_job_data(data, ("train",), proc, cfg)
+    splits, skipped = load_job_data(data, ("train",), proc, cfg, tokens_dir=a.tokens)
     train = splits["train"]
     log.info(f"[rl {a.task} {a.algo}] {algo}")
-    inputs = [data, Path(a.model)]
+    inputs = [data, Path(a.model), *([Path(a.tokens)] if a.tokens else [])]
     with _outputs(a, cfg, "rl", f"rl:{a.task}:{a.algo}:s{cfg.seed}", inputs, checkpoint=True) as o:
         if _is_main():
             write_skipped(o.work, skipped)
@@ -273,11 +315,11 @@ def cmd_sft_more(a: argparse.Namespace, cfg: Config) -> None:
 
     data, start = Path(a.data), time.time()
     model, proc = _load(cfg, a.model)
-    splits, skipped = load_job_data(data, ("train",), proc, cfg)
+    splits, skipped = load_job_data(data, ("train",), proc, cfg, tokens_dir=a.tokens)
     train = splits["train"]
     rl = cfg.rl
     lr = cfg.suite.control_lr or cfg.sft.lr * COSINE_FLOOR
-    inputs = [data, Path(a.model)]
+    inputs = [data, Path(a.model), *([Path(a.tokens)] if a.tokens else [])]
     with _outputs(a, cfg, "sft_more", f"sft_more:{a.task}:s{cfg.seed}", inputs, checkpoint=True) as o:
         if _is_main():
             write_skipped(o.work, skipped)
@@ -294,9 +336,9 @@ def cmd_evaluate(a: argparse.Namespace, cfg: Config) -> None:
 
     data, start = Path(a.data), time.time()
     model, proc = _load(cfg, a.model)
-    splits, skipped = load_job_data(data, ("test",), proc, cfg)
+    splits, skipped = load_job_data(data, ("test",), proc, cfg, tokens_dir=a.tokens)
     test = splits["test"]
-    inputs = [data / "test.jsonl", Path(a.model)]
+    inputs = [data / "test.jsonl", Path(a.model), *([Path(a.tokens)] if a.tokens else [])]
     with _outputs(a, cfg, "evaluate", f"eval:{a.task}:{a.system}:s{cfg.seed}", inputs) as o:
         if _is_main():
             write_skipped(o.work, skipped)
@@ -311,24 +353,18 @@ def cmd_evaluate(a: argparse.Namespace, cfg: Config) -> None:
 
 
 def cmd_report(a: argparse.Namespace, cfg: Config) -> None:
-    from speechrl.report import build_report
-    from speechrl.tracking import finish_pipeline
-
-    from speechrl.systems import CONTROL, ablation_systems
-
+    from speechrl.audit import write_manifest
     from speechrl.jobdir import JobDir
+    from speechrl.report import build_report, task_specs
+    from speechrl.tracking import finish_pipeline
 
     out, start = Path(a.out), time.time()
     jd = JobDir(out)
     work = jd.open()
-    suite = cfg.suite
-    ablation = ablation_systems(cfg)
-    build_report([Path(m) for m in a.metrics], work, title=f"speechrl: {cfg.name}", decoding=cfg.report.decoding,
-                 system_order=[*cfg.report.systems, CONTROL, *cfg.rl.algorithms], metrics=cfg.evaluate.metrics,
-                 curves=[Path(c) for c in a.curves], ablation=(suite.ablation_algorithm, ablation) if ablation else None,
-                 paper=cfg.report.paper_numbers)
-    from speechrl.audit import write_manifest
-
+    # each task's metrics, systems, reward ablation and report settings from its own config (top level < task
+    # defaults < tasks.<name>); its tables from the task registry (speechrl.tasks.Task.report_tables)
+    build_report([Path(m) for m in a.metrics], work, title=f"speechrl: {cfg.name}", tasks=task_specs(cfg, cfg.data.tasks),
+                 curves=[Path(c) for c in a.curves])
     write_manifest(work, cfg, "report", [Path(m) for m in a.metrics], start)
     jd.commit()
     if a.tracking:
@@ -367,6 +403,27 @@ def _finish(out: Path, cfg: Config, stage: str, inputs: list[Path], start: float
         run.artifact(out / name)
 
 
+# What each stage's config slice holds of a task's settings, checked against the task before any work.
+_TASK_PARTS = {"sft": ("model",), "sft_more": ("model",), "rl": ("model", "rewards"), "evaluate": ("metrics",)}
+
+
+def _check_task(a: argparse.Namespace, cfg: Config) -> None:
+    """The job's task is known and its config fits it (model output kind, scorer columns): speechrl.tasks.checks."""
+    if not getattr(a, "task", None):
+        return
+    from speechrl.tasks import TASKS
+    from speechrl.tasks.checks import check_task
+
+    TASKS.get(a.task)
+    parts = _TASK_PARTS.get(a.cmd.replace("-", "_"), ())
+    if a.cmd == "rl" and "-" in a.algo:  # the reward ablation trains on <reward> alone
+        from speechrl.systems import parse_system
+
+        cfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, rewards={parse_system(a.algo).reward: 1.0}))
+    if parts:
+        check_task(cfg, a.task, parts)
+
+
 # --------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="speechrl", description=__doc__.split("\n")[0])
@@ -400,18 +457,22 @@ def build_parser() -> argparse.ArgumentParser:
     ts.add_argument("--tracking", required=True, help="pipeline run file written by `speechrl tracking-init`")
     ts.set_defaults(fn=cmd_tracking_sync, needs_config=False)
 
-    task = ("--task", {"required": True})
+    task = ("--task", {"required": True, "help": "a task of speechrl.tasks (sqa, ast, se, tts)"})
+    tokens = ("--tokens", {"help": "the task's tokenize output (codec token ids): needed by tasks whose audio is codec tokens"})
     stage("tracking-init", cmd_tracking_init, "create the MLflow pipeline run")
     stage("data", cmd_data, "build a task's dataset (manifests + audio)", task)
-    stage("init-model", cmd_init_model, "build the tiny random-init model + tokenizer", ("--data", {"nargs": "+", "required": True}))
-    stage("sft", cmd_sft, "supervised fine-tuning", task, ("--data", {"required": True}), ("--model", {"required": True}))
+    stage("tokenize", cmd_tokenize, "encode a task's audio into codec token ids (tasks with codec-token audio)", task,
+          ("--data", {"required": True}))
+    stage("init-model", cmd_init_model, "build the tiny random-init model + tokenizer", ("--data", {"nargs": "+", "required": True}),
+          ("--tokens", {"nargs": "*", "default": [], "help": "tokenize outputs of the model's tasks (the codec vocabulary)"}))
+    stage("sft", cmd_sft, "supervised fine-tuning", task, ("--data", {"required": True}), tokens, ("--model", {"required": True}))
     stage("rl", cmd_rl, "RL post-training with one algorithm preset", task,
           ("--algo", {"required": True, "help": "a preset (grpo, leaf, ...) or <preset>-<reward> for the reward ablation"}),
-          ("--data", {"required": True}), ("--model", {"required": True}))
+          ("--data", {"required": True}), tokens, ("--model", {"required": True}))
     stage("sft-more", cmd_sft_more, "the control: SFT continued for the compute of an RL run", task,
-          ("--data", {"required": True}), ("--model", {"required": True}))
+          ("--data", {"required": True}), tokens, ("--model", {"required": True}))
     stage("evaluate", cmd_evaluate, "decode the test split and score it", task, ("--system", {"required": True}),
-          ("--data", {"required": True}), ("--model", {"required": True}))
+          ("--data", {"required": True}), tokens, ("--model", {"required": True}))
     stage("report", cmd_report, "paper-style tables and figures from metrics.json and RL summary.json files",
           ("--metrics", {"nargs": "+", "required": True}), ("--curves", {"nargs": "*", "default": [], "help": "RL summary.json files (training curves)"}))
     return p
@@ -427,6 +488,7 @@ def main(argv: list[str] | None = None) -> None:
             cfg = load_config(args.config)
             if args.seed is not None:
                 cfg = dataclasses.replace(cfg, seed=args.seed)
+            _check_task(args, cfg)
             _runtime(cfg)
             args.fn(args, cfg)
         else:

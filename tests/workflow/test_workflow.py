@@ -19,11 +19,11 @@ SYSTEMS = {t: ["base", "sft", "sft_more", *RL[t]] for t in TASKS}
 JOBS = {"data": 2, "init_model": 1, "sft": 2, "rl": 2 * 5, "sft_more": 2 * 2, "evaluate": 2 * 11}
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, config: Path = ROOT / "tests" / "workflow" / "tiny.yaml") -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
     cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(ROOT / "tests" / "workflow" / "tiny.yaml"), "--cores", "2", *args]
+           "--configfile", str(config), "--cores", "2", *args]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -41,9 +41,10 @@ def test_report_and_logs(run: Path):
     html = (report / "index.html").read_text()
     assert "GRPO" in html and "BLEU" in html and "SFT" in html
     assert (report / "tables.md").exists() and "\\begin{tabular}" in (report / "tables.tex").read_text()
-    slices = ["tracking", "data", "init_model", "sft", "sft_more", "evaluate", *(f"rl-{s}" for s in RL["sqa"])]
-    expected = {"resolve_config.log", "tracking_init.log", "init_model.log", "report.log", "data/sqa.log", "data/ast.log",
-                *(f"config/{s}.log" for s in slices),
+    slices = {t: ["data", "sft", "sft_more", "evaluate", *(f"rl-{s}" for s in RL[t])] for t in TASKS}
+    expected = {"resolve_config.log", "tracking_init.log", "init_model/granite_speech.log", "report.log", "data/sqa.log",
+                "data/ast.log", "config/tracking.log", "config/models/granite_speech.log",
+                *(f"config/{t}/{s}.log" for t in TASKS for s in slices[t]),
                 "sft/sqa.log", "sft/ast.log",
                 *(f"rl/{t}/{s}/s{sd}.log" for t in TASKS for s in RL[t] for sd in SEEDS),
                 *(f"sft_more/{t}/s{sd}.log" for t in TASKS for sd in SEEDS),
@@ -64,7 +65,7 @@ def test_every_job_writes_a_manifest_with_one_config_hash_per_slice(run: Path):
 
     manifests = [json.loads(p.read_text()) for p in (run / "results").rglob("manifest.json")]
     assert sorted({m["stage"] for m in manifests}) == sorted([*JOBS, "report"])
-    # each job records the config it ran with: its slice (results/config/<slice>.yaml; the report: the
+    # each job records the config it ran with: its slice (results/config/<task>/<slice>.yaml; the report: the
     # whole config results/config.yaml), with --seed N for the RL, control and evaluation jobs
     by_file: dict[str, set[str]] = {}
     for m in manifests:
@@ -76,10 +77,14 @@ def test_every_job_writes_a_manifest_with_one_config_hash_per_slice(run: Path):
         assert m["config_hash"] == cfg.hash() and m["config"] == cfg.to_dict(), path
         if m["seed"] == 0:
             by_file.setdefault(path, set()).add(m["config_hash"])
-    assert {Path(p).stem for p in by_file} == {"data", "init_model", "sft", "sft_more", "evaluate", "rl-grpo", "rl-leaf",
-                                               "rl-grpo-rouge_l", "config"}
+    names = {str(Path(p).relative_to("results/config")) if p.startswith("results/config/") else p for p in by_file}
+    assert names == {"models/granite_speech.yaml", "results/config.yaml",
+                     *(f"{t}/{s}.yaml" for t in TASKS for s in ("data", "sft", "sft_more", "evaluate", "rl-grpo", "rl-leaf")),
+                     "sqa/rl-grpo-rouge_l.yaml"}
     assert all(len(h) == 1 for h in by_file.values())  # one hash per slice (and seed)
-    assert len(set.union(*by_file.values())) == len(by_file)  # slices differ from each other
+    # slices differ from each other, except one stage's slice of two tasks with the same settings (sqa and ast here)
+    stages = {str(Path(p).name) for p in by_file}
+    assert len(set.union(*by_file.values())) == len(stages)
     assert {m["seed"] for m in manifests if m["stage"] in ("rl", "sft_more", "evaluate")} == set(SEEDS)
     assert {m["seed"] for m in manifests if m["stage"] in ("data", "init_model", "sft")} == {0}
     # the commit of this repository (git runs where the package source is, not in the --directory cwd);

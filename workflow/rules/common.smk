@@ -1,57 +1,103 @@
 # Shared names, the experiment grid and input functions (no rules here).
 # Systems (speechrl.systems): base, sft, sft_more (control), <preset>, <preset>-<reward> (reward ablation).
-
+# Each task has its own settings (speechrl.config.slices.task_config: the top level, then the task's defaults in
+# speechrl.tasks, then tasks.<task>); its grid (algorithms, seeds, ablation) comes from them.
+import sys
 from pathlib import Path
 
 import yaml
 from snakemake.exceptions import WorkflowError
 
+sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))  # config + task code: standard library + yaml only
+from speechrl.config.slices import model_groups, task_config
+from speechrl.tasks import TASKS as TASK_REGISTRY
+
 R = config["results_dir"]
 TASKS = config["data"]["tasks"]
-SUITE = config["suite"]
-SEEDS = SUITE["seeds"]
-ALGOS = config["rl"]["algorithms"]
-CONTROL = ["sft_more"] if SUITE["control"] else []
+TASK_CFG = {t: task_config(config, t) for t in TASKS}
+MODEL_GROUPS = model_groups(config, TASKS)  # base-model name -> the tasks sharing it
+GROUP_OF = {t: g for g, ts in MODEL_GROUPS.items() for t in ts}
 CFG = f"{R}/config.yaml"
 ENV = "../../envs/speechrl.yaml"  # conda env for --use-conda (relative to this folder)
 TRACK = f"{R}/tracking/pipeline.json"
 
 
+def algorithms(task):
+    return TASK_CFG[task]["rl"]["algorithms"]
+
+
+def seeds(task):
+    return TASK_CFG[task]["suite"]["seeds"]
+
+
+def control(task):
+    return ["sft_more"] if TASK_CFG[task]["suite"]["control"] else []
+
+
 def ablation(task):
-    if task not in SUITE["ablation_tasks"]:
+    s = TASK_CFG[task]["suite"]
+    if task not in s["ablation_tasks"]:
         return []
-    return [f"{SUITE['ablation_algorithm']}-{r}" for r in SUITE["ablation_rewards"]]
+    return [f"{s['ablation_algorithm']}-{r}" for r in s["ablation_rewards"]]
+
+
+def rl_systems(task):
+    return list(dict.fromkeys(algorithms(task) + ablation(task)))
 
 
 def systems(task):
-    return config["report"]["systems"] + CONTROL + ALGOS + ablation(task)
+    return TASK_CFG[task]["report"]["systems"] + control(task) + rl_systems(task)
 
 
-RL_SYSTEMS = list(dict.fromkeys(ALGOS + [s for t in TASKS for s in ablation(t)]))
+RL_SYSTEMS = list(dict.fromkeys(s for t in TASKS for s in rl_systems(t)))
 ALL_SYSTEMS = list(dict.fromkeys(s for t in TASKS for s in systems(t)))
+TOKENIZED = [t for t in TASKS if TASK_REGISTRY.get(t).tokenized]
 
 
 wildcard_constraints:
     task="|".join(TASKS),
+    group="|".join(MODEL_GROUPS),
     rlsys="|".join(RL_SYSTEMS) or "^$",
     system="|".join(ALL_SYSTEMS),
     seed=r"\d+",
 
 
+def base_model(task):
+    return f"{R}/models/{GROUP_OF[task]}"
+
+
 def system_model(wildcards):
     if wildcards.system == "base":
-        return f"{R}/models/base"
+        return base_model(wildcards.task)
     if wildcards.system == "sft":
         return f"{R}/sft/{wildcards.task}"
     return f"{R}/rl/{wildcards.task}/{wildcards.system}/s{wildcards.seed}"
 
 
+def tokens(wildcards):
+    """The tokenize output of a task whose audio is codec tokens (speechrl.tasks), else nothing."""
+    return [f"{R}/tokens/{wildcards.task}"] if wildcards.task in TOKENIZED else []
+
+
+def tokens_arg(wildcards, input):
+    """`--tokens DIR` for tokenized tasks (the job reads codec token ids), else nothing."""
+    return f"--tokens {input.tokens}" if input.tokens else ""
+
+
+def group_data(wildcards):
+    return [f"{R}/data/{t}" for t in MODEL_GROUPS[wildcards.group]]
+
+
+def group_tokens(wildcards):
+    return [f"{R}/tokens/{t}" for t in MODEL_GROUPS[wildcards.group] if t in TOKENIZED]
+
+
 def all_metrics():
-    return [f"{R}/eval/{t}/{s}/s{sd}/metrics.json" for t in TASKS for s in systems(t) for sd in SEEDS]
+    return [f"{R}/eval/{t}/{s}/s{sd}/metrics.json" for t in TASKS for s in systems(t) for sd in seeds(t)]
 
 
 def all_rl_runs():
-    return [f"{R}/rl/{t}/{s}/s{sd}" for t in TASKS for s in ALGOS + ablation(t) for sd in SEEDS]
+    return [f"{R}/rl/{t}/{s}/s{sd}" for t in TASKS for s in rl_systems(t) for sd in seeds(t)]
 
 
 # ---- Site: resources and launcher of each job kind ---------------------------------------------
@@ -61,10 +107,10 @@ def all_rl_runs():
 #     threads: job_threads("rl")
 #     resources: **job_resources("rl")
 #     params: launch=launcher("rl")      shell: "{params.launch}speechrl rl ..."
-JOB_KINDS = ("pipeline", "data", "init_model", "sft", "rl", "sft_more", "evaluate", "report")
+JOB_KINDS = ("pipeline", "data", "tokenize", "init_model", "sft", "rl", "sft_more", "evaluate", "report")
 TRAINING_KINDS = ("sft", "rl", "sft_more")  # the kinds whose CLI stage runs on an execution backend (ranks)
 # Threads of one rank when the site does not set cpus_per_task (experiment settings).
-RANK_THREADS = {"data": config["data"]["synthetic"]["workers"], "sft": config["threads"], "rl": config["threads"],
+RANK_THREADS = {"data": config["data"]["synthetic"]["workers"], "tokenize": config["threads"], "sft": config["threads"], "rl": config["threads"],
                 "sft_more": config["threads"], "evaluate": config["threads"]}
 
 

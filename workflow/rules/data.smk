@@ -3,7 +3,7 @@
 
 rule data:
     input:
-        cfg=f"{CFG_DIR}/data.yaml",
+        cfg=f"{CFG_DIR}/{{task}}/data.yaml",
         track=ancient(TRACK),  # bookkeeping: a new pipeline run reruns nothing
     output:
         directory(f"{R}/data/{{task}}"),

@@ -3,9 +3,10 @@
 
 rule evaluate:
     input:
-        cfg=f"{CFG_DIR}/evaluate.yaml",
+        cfg=f"{CFG_DIR}/{{task}}/evaluate.yaml",
         track=ancient(TRACK),  # bookkeeping: a new pipeline run reruns nothing
         data=f"{R}/data/{{task}}",
+        tokens=tokens,
         model=system_model,
     output:
         metrics=f"{R}/eval/{{task}}/{{system}}/s{{seed}}/metrics.json",
@@ -20,9 +21,10 @@ rule evaluate:
         **job_resources("evaluate"),
     params:
         launch=launcher("evaluate"),
+        tokens=tokens_arg,
         out=subpath(output.metrics, parent=True),
     shell:
         keep_log(
             "{params.launch}speechrl evaluate --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
-            "--system {wildcards.system} --data {input.data} --model {input.model}/model --out {params.out} >> {log} 2>&1"
+            "--system {wildcards.system} --data {input.data} {params.tokens} --model {input.model}/model --out {params.out} >> {log} 2>&1"
         )

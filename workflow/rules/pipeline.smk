@@ -8,20 +8,31 @@
 # is checked here, when the DAG is built (types, bounds, cross-field checks), before any job runs;
 # resolve_config writes it in full for the report.
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(workflow.basedir) / "src"))  # config code: standard library + yaml only
 from speechrl.config import ConfigError, parse_config
-from speechrl.config.slices import select, slice_names
+from speechrl.config.slices import select
 
 try:
     parse_config(config, registries=False)  # registry names: the schema above lists them
 except ConfigError as e:
     raise WorkflowError(f"config: {e}") from None
 
-SLICE_NAMES = slice_names(RL_SYSTEMS)
-CFG_DIR = f"{R}/config"  # {CFG_DIR}/<slice>.yaml: the cfg input of a job
+CFG_DIR = f"{R}/config"  # {CFG_DIR}/<task>/<slice>.yaml, {CFG_DIR}/models/<group>.yaml: the cfg input of a job
+TASK_SLICES = {t: ["data", "sft", "sft_more", "evaluate"] + (["tokenize"] if t in TOKENIZED else [])
+               + [f"rl-{s}" for s in rl_systems(t)] for t in TASKS}
+
+
+def slice_values(wildcards):
+    """The config slice a task's job reads, from the task's own settings (common.smk TASK_CFG)."""
+    if wildcards.scope == "models":  # a base model: the init_model slice of its tasks (identical by construction)
+        return json.dumps(select(TASK_CFG[MODEL_GROUPS[wildcards.slice][0]], "init_model"), sort_keys=True)
+    if wildcards.slice not in TASK_SLICES[wildcards.scope]:
+        raise WorkflowError(f"no config slice {wildcards.slice} for task {wildcards.scope}")
+    return json.dumps(select(TASK_CFG[wildcards.scope], wildcards.slice), sort_keys=True)
+
+
+def slice_name(wildcards):
+    return "init_model" if wildcards.scope == "models" else wildcards.slice
 
 
 rule resolve_config:
@@ -43,21 +54,40 @@ rule resolve_config:
 
 rule config_slice:
     output:
-        f"{CFG_DIR}/{{slice}}.yaml",
+        f"{CFG_DIR}/{{scope}}/{{slice}}.yaml",
     params:
-        values=lambda wildcards: json.dumps(select(config, wildcards.slice), sort_keys=True),
+        values=slice_values,
+        name=slice_name,
     wildcard_constraints:
-        slice="|".join(SLICE_NAMES),
+        scope="|".join([*TASKS, "models"]),
+        slice="|".join(sorted({s for ss in TASK_SLICES.values() for s in ss} | set(MODEL_GROUPS))),
     conda:
         ENV
     log:
-        "logs/config/{slice}.log",
+        "logs/config/{scope}/{slice}.log",
     localrule: job_local("pipeline")
     threads: job_threads("pipeline")
     resources:
         **job_resources("pipeline"),
     shell:
-        "speechrl resolve-config --json {params.values:q} --slice {wildcards.slice} --out {output} >> {log} 2>&1"
+        "speechrl resolve-config --json {params.values:q} --slice {params.name} --out {output} >> {log} 2>&1"
+
+
+rule tracking_slice:
+    output:
+        f"{CFG_DIR}/tracking.yaml",
+    params:
+        values=json.dumps(select(config, "tracking"), sort_keys=True),
+    conda:
+        ENV
+    log:
+        "logs/config/tracking.log",
+    localrule: job_local("pipeline")
+    threads: job_threads("pipeline")
+    resources:
+        **job_resources("pipeline"),
+    shell:
+        "speechrl resolve-config --json {params.values:q} --slice tracking --out {output} >> {log} 2>&1"
 
 
 rule tracking_init:

@@ -4,9 +4,10 @@
 
 rule rl:
     input:
-        cfg=f"{CFG_DIR}/rl-{{rlsys}}.yaml",
+        cfg=f"{CFG_DIR}/{{task}}/rl-{{rlsys}}.yaml",
         track=ancient(TRACK),  # bookkeeping: a new pipeline run reruns nothing
         data=f"{R}/data/{{task}}",
+        tokens=tokens,
         model=f"{R}/sft/{{task}}",
     output:
         directory(f"{R}/rl/{{task}}/{{rlsys}}/s{{seed}}"),
@@ -20,18 +21,20 @@ rule rl:
         **job_resources("rl"),
     params:
         launch=launcher("rl"),
+        tokens=tokens_arg,
     shell:
         keep_log(
             "{params.launch}speechrl rl --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
-            "--algo {wildcards.rlsys} --data {input.data} --model {input.model}/model --out {output} >> {log} 2>&1"
+            "--algo {wildcards.rlsys} --data {input.data} {params.tokens} --model {input.model}/model --out {output} >> {log} 2>&1"
         )
 
 
 rule sft_more:
     input:
-        cfg=f"{CFG_DIR}/sft_more.yaml",
+        cfg=f"{CFG_DIR}/{{task}}/sft_more.yaml",
         track=ancient(TRACK),  # bookkeeping: a new pipeline run reruns nothing
         data=f"{R}/data/{{task}}",
+        tokens=tokens,
         model=f"{R}/sft/{{task}}",
     output:
         directory(f"{R}/rl/{{task}}/sft_more/s{{seed}}"),
@@ -45,8 +48,9 @@ rule sft_more:
         **job_resources("sft_more"),
     params:
         launch=launcher("sft_more"),
+        tokens=tokens_arg,
     shell:
         keep_log(
             "{params.launch}speechrl sft-more --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
-            "--data {input.data} --model {input.model}/model --out {output} >> {log} 2>&1"
+            "--data {input.data} {params.tokens} --model {input.model}/model --out {output} >> {log} 2>&1"
         )

@@ -3,34 +3,37 @@
 
 rule init_model:
     input:
-        cfg=f"{CFG_DIR}/init_model.yaml",
+        cfg=f"{CFG_DIR}/models/{{group}}.yaml",
         track=ancient(TRACK),  # bookkeeping: a new pipeline run reruns nothing
-        data=expand(f"{R}/data/{{task}}", task=TASKS),
+        data=group_data,
+        tokens=group_tokens,
     output:
-        directory(f"{R}/models/base"),
+        directory(f"{R}/models/{{group}}"),
     conda:
         ENV
     log:
-        "logs/init_model.log",
+        "logs/init_model/{group}.log",
     localrule: job_local("init_model")
     threads: job_threads("init_model")
     resources:
         **job_resources("init_model"),
     params:
         launch=launcher("init_model"),
+        tokens=lambda wildcards, input: f"--tokens {input.tokens}" if input.tokens else "",
     shell:
         keep_log(
             "{params.launch}speechrl init-model --config {input.cfg} --tracking {input.track} --data {input.data} "
-            "--out {output} >> {log} 2>&1"
+            "{params.tokens} --out {output} >> {log} 2>&1"
         )
 
 
 rule sft:
     input:
-        cfg=f"{CFG_DIR}/sft.yaml",
+        cfg=f"{CFG_DIR}/{{task}}/sft.yaml",
         track=ancient(TRACK),  # bookkeeping: a new pipeline run reruns nothing
         data=f"{R}/data/{{task}}",
-        model=f"{R}/models/base",
+        tokens=tokens,
+        model=lambda wildcards: base_model(wildcards.task),
     output:
         directory(f"{R}/sft/{{task}}"),
     conda:
@@ -43,8 +46,9 @@ rule sft:
         **job_resources("sft"),
     params:
         launch=launcher("sft"),
+        tokens=tokens_arg,
     shell:
         keep_log(
             "{params.launch}speechrl sft --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
-            "--data {input.data} --model {input.model}/model --out {output} >> {log} 2>&1"
+            "--data {input.data} {params.tokens} --model {input.model}/model --out {output} >> {log} 2>&1"
         )

@@ -141,7 +141,7 @@ class DataConfig:
     """Where the spoken data comes from and how it is shaped."""
 
     source: str = opt("synthetic", "Data source: 'synthetic' generates mini-SQA / mini-AST with espeak-ng; 'hub' reads LibriSQA / CoVoST2 (data.hub).", choices=["synthetic", "hub"])
-    tasks: list[str] = opt(["sqa", "ast"], "Tasks to build and train: 'sqa' (spoken QA, LibriSQA-like), 'ast' (En->De speech translation, CoVoST2-like).", choices=["sqa", "ast"])
+    tasks: list[str] = opt(["sqa", "ast"], "Tasks to build and train (speechrl.tasks): 'sqa' (spoken QA, LibriSQA-like), 'ast' (En->De speech translation, CoVoST2-like), 'se' (speech enhancement, DNS2020-like: noisy speech in, codec tokens of clean speech out), 'tts' (text to speech, LibriTTS / Llasa-like: codec tokens out). Each task's settings: the top-level config, then the task's own defaults, then tasks.<name>.", choices="registry:task")
     sample_rate: int = opt(16000, "Audio sample rate in Hz; every clip must have it (the feature extractor assumes it).", choices=[16000])
     max_audio_seconds: float = opt(12.0, "Longest clip accepted; longer audio is an input error naming the file.", gt=0)
     on_bad_sample: str = opt("error", "What a job does with a bad sample (malformed manifest line, wrong field type, empty reference, duplicate id, an id or identical example in two splits, missing / corrupt / wrongly sampled / too long / NaN / out-of-range audio), all found before the first training step: 'error' stops at the first with one line naming file, line and id (exit 2); 'skip' leaves every bad sample out (a cross-split copy is dropped from train, or from valid when the other copy is in test), logs their count and lists them in the job's skipped.jsonl. A split with no usable sample left is an error either way.", choices=["error", "skip"])
@@ -181,7 +181,7 @@ class LoraConfig:
 class ModelConfig:
     """The speech-aware LM: a real checkpoint by name/path, or a tiny random-init one of the same class."""
 
-    arch: str = opt("granite_speech", "Architecture (transformers class family).", choices=["granite_speech"])
+    arch: str = opt("granite_speech", "Model family (speechrl.models MODELS): granite_speech (Granite Speech: conformer encoder, Q-Former projector, Granite LM), qwen2_audio (Qwen2-Audio: Whisper encoder, Qwen2 LM), codec_lm (a decoder-only Llama LM over text + audio-codec tokens, Llasa / UniSE style; the tasks whose output is audio). It must output what the task outputs (speechrl.tasks).", choices="registry:model", paper="LEAF (Gerogiannis et al. 2026): Granite Speech and Qwen2-Audio; Llasa (Ye et al. 2025, arXiv 2502.04128): a Llama LM over XCodec2 tokens")
     pretrained: Optional[str] = opt(None, "Checkpoint path or hub id; empty builds a tiny random-init model from model.tiny (no download).")
     tiny: TinyModelConfig = section(TinyModelConfig, "Tiny model sizes.")
     lora: LoraConfig = section(LoraConfig, "LoRA options.")
@@ -240,7 +240,7 @@ class SuiteConfig:
     control_lr: Optional[float] = opt(None, "Learning rate of the control; empty = the final learning rate of the SFT schedule (sft.lr x 0.1).", gt=0)
     ablation_rewards: list[str] = opt([], "Reward ablation: one extra RL system '<ablation_algorithm>-<reward>' per reward here, trained on that reward alone.", choices="registry:reward", paper=f"{GRPO_SALLM}: BLEU / ROUGE / METEOR / BERTScore rewards")
     ablation_algorithm: str = opt("grpo", "Algorithm preset of the reward ablation.", choices="registry:preset")
-    ablation_tasks: list[str] = opt(["sqa"], "Tasks the reward ablation runs on.", choices=["sqa", "ast"])
+    ablation_tasks: list[str] = opt(["sqa"], "Tasks the reward ablation runs on.", choices="registry:task")
 
 
 @dataclass
@@ -252,6 +252,17 @@ class TrainConfig:
     precision: str = opt("fp32", "Parameter/compute precision under DeepSpeed; local runs in fp32.", choices=["fp32", "bf16", "fp16"])
     checkpoint_every: int = opt(0, "Save a resumable checkpoint (weights, optimiser, schedule, RNGs, data position, running metrics) every N optimiser steps of SFT, RL and the control; 0 = by time only (checkpoint_minutes). A killed or pre-empted job rerun with the same config and inputs resumes from its last checkpoint (README 'Resume after a kill'). Does not change results.", ge=0)
     checkpoint_minutes: float = opt(10.0, "Also save a checkpoint when this many minutes passed since the last one (0 = never by time). SIGTERM / SIGUSR1 (SLURM pre-emption, --signal) always save one before the job stops. Does not change results.", ge=0)
+
+
+@dataclass
+class TokenizeConfig:
+    """The audio tokenization stage of the tasks whose audio is modelled as codec tokens (se, tts)."""
+
+    codec: str = opt("codec2", "Audio codec (speechrl.audio.codecs CODECS): codec2 (a classical speech codec, no weights: the embedded default), or a neural codec loaded from tokenize.path: xcodec2 (Llasa), encodec, dac, snac.", choices="registry:codec", paper="Llasa (Ye et al. 2025, arXiv 2502.04128): XCodec2")
+    mode: int = opt(700, "codec2 bit rate mode: 700 (700C: 28 bits per 40 ms frame), 1300, 1600, 2400 or 3200 bit/s.", choices=[700, 1300, 1600, 2400, 3200])
+    tokens_per_frame: int = opt(4, "codec2: tokens per codec frame (the frame's bits split into this many groups, each with its own id range; 4 x 7 bits for 700C = 100 tokens/s).", ge=1, le=8)
+    path: Optional[str] = opt(None, "Neural codecs: local folder or hub id of the codec weights (nothing is downloaded offline; a missing checkpoint stops with the command that fetches it).")
+    roundtrip_utterances: int = opt(8, "Utterances whose decode(encode(x)) quality (DNSMOS, PESQ, STOI, ASR-WER vs x) the tokenize job measures and reports (0 = none).", ge=0)
 
 
 @dataclass
@@ -299,9 +310,11 @@ class Config:
     rl: RLConfig = section(RLConfig, "RL post-training.")
     suite: SuiteConfig = section(SuiteConfig, "Experiment grid (seeds, control, reward ablation).")
     train: TrainConfig = section(TrainConfig, "Execution backend of the training jobs.")
+    tokenize: TokenizeConfig = section(TokenizeConfig, "Audio tokenization (tasks with codec-token audio).")
     evaluate: EvaluateConfig = section(EvaluateConfig, "Evaluation.")
     report: ReportConfig = section(ReportConfig, "Report.")
     tracking: TrackingConfig = section(TrackingConfig, "MLflow tracking.")
+    tasks: dict[str, dict] = opt({}, "Per-task settings: task name -> a partial config of the sections model, tokenize, sft, rl, suite, evaluate (e.g. {se: {rl: {steps: 10}}}). A task's jobs read the top-level config, overridden by the task's own defaults (speechrl.tasks, e.g. model.arch codec_lm and audio rewards for se / tts), overridden by this mapping.", choices="registry:task")
 
     def check(self) -> None:
         """Cross-field checks; each error says how to fix it."""

@@ -19,9 +19,9 @@ import yaml
 
 from speechrl.config.errors import ConfigError
 from speechrl.config.fields import Config
-from speechrl.config.slices import select
+from speechrl.config.slices import merge, select, task_config
 
-__all__ = ["ConfigError", "deep_merge", "dump_config", "from_dict", "load_config", "parse_config", "slice_config"]
+__all__ = ["ConfigError", "deep_merge", "dump_config", "from_dict", "load_config", "parse_config", "slice_config", "task_cfg"]
 
 
 def _registry_choices(kind: str) -> list[str]:
@@ -34,7 +34,25 @@ def _registry_choices(kind: str) -> list[str]:
         from speechrl.rewards import REWARDS
 
         return REWARDS.names()
+    if kind == "model":
+        from speechrl.models.adapters import MODELS
+
+        return MODELS.names()
+    if kind == "codec":
+        from speechrl.audio.codecs import CODECS
+
+        return CODECS.names()
     raise KeyError(kind)
+
+
+# Registries that import nothing heavy: checked even with registries=False (the Snakefile's parse).
+_LIGHT = {"task"}
+
+
+def _light_choices(kind: str) -> list[str]:
+    from speechrl.tasks import TASKS
+
+    return TASKS.names()
 
 
 def _origin(tp: Any) -> Any:
@@ -52,6 +70,8 @@ def _is_optional(tp: Any) -> tuple[bool, Any]:
 def _choices(meta: dict[str, Any]) -> list[Any] | None:
     c = meta.get("choices")
     if isinstance(c, str) and c.startswith("registry:"):
+        if c.split(":", 1)[1] in _LIGHT:
+            return _light_choices(c.split(":", 1)[1])
         if not meta.get("registries", True):  # parse_config(..., registries=False)
             return None
         return _registry_choices(c.split(":", 1)[1])
@@ -141,7 +161,31 @@ def parse_config(data: dict[str, Any] | None, *, registries: bool = True) -> Con
     DAG (the JSON schema it validates against lists the registry names)."""
     cfg = from_dict(Config, data or {}, registries=registries)
     cfg.check()
+    # A suite config (it lists data.tasks) holds every task's settings: each task's own config (top level < task
+    # defaults < tasks.<task>) must hold too. A job's config slice names no tasks: it is one task's config already,
+    # checked against its task by the job (speechrl.cli).
+    listed = isinstance((data or {}).get("data"), dict) and "tasks" in data["data"]
+    for task in cfg.data.tasks if listed else []:
+        try:
+            tc = from_dict(Config, task_config(data or {}, task), registries=registries)
+            tc.check()
+            if registries:
+                from speechrl.tasks.checks import check_task
+
+                check_task(tc, task)
+        except KeyError as e:
+            raise ConfigError(str(e.args[0])) from None
+        except ConfigError as e:
+            raise ConfigError(f"task '{task}' (its settings: the top level, its defaults, tasks.{task}): {e}") from None
     return cfg
+
+
+def task_cfg(cfg: Config, task: str, *, registries: bool = True) -> Config:
+    """The typed config of ``task``'s jobs (see :func:`speechrl.config.slices.task_config`). Parsed without
+    ``data.tasks``: checked with the task list, each other task would be checked against *this* task's settings."""
+    data = task_config(cfg.to_dict(), task)
+    data["data"] = {k: v for k, v in data["data"].items() if k != "tasks"}  # one task's config: its jobs name no tasks
+    return parse_config(data, registries=registries)
 
 
 def slice_config(cfg: Config, name: str) -> Config:
@@ -177,11 +221,7 @@ def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> 
         raise ConfigError(f"{where}: {e}") from None
 
 
-def deep_merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "rewards" else v
-    return out
+deep_merge = merge  # config files and overrides merge like a task's settings (speechrl.config.slices.merge)
 
 
 def dump_config(cfg: Config) -> str:

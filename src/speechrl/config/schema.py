@@ -51,7 +51,7 @@ def _field_schema(tp: Any, f: dataclasses.Field) -> dict[str, Any]:
     return s
 
 
-_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean"}
+_JSON_TYPES = {str: "string", int: "integer", float: "number", bool: "boolean", dict: "object"}
 
 
 def _scalar_schema(tp: Any) -> dict[str, Any]:

@@ -49,6 +49,8 @@ SLICES: dict[str, tuple[str, ...]] = {
     "sft_more": (*_RUNTIME, *_DATA_IO, "model", "train", "sft.lr", "sft.weight_decay", "sft.grad_clip",
                  "suite.control_lr", "rl.steps", "rl.prompts_per_step", "rl.group_size", "rl.grad_accum",
                  "rl.log_every"),
+    # tokenize: one task's audio -> codec token ids (tasks with token fields, speechrl.tasks)
+    "tokenize": ("seed", "threads", "tokenize", "data.sample_rate", "data.max_audio_seconds", "data.on_bad_sample"),
     # evaluate: decoding + metrics
     "evaluate": (*_RUNTIME, *_DATA_IO, "evaluate"),
     # rl-<system>: see module docstring
@@ -59,7 +61,55 @@ SLICES: dict[str, tuple[str, ...]] = {
 NOT_READ_BY_JOBS = {
     "suite": "seeds, control and the ablation grid shape the DAG; the report reads the ablation names",
     "report": "the report job reads the whole config",
+    "tasks": "merged into each task's config before slicing (task_config): a job reads its task's values",
 }
+
+# Sections a task may override under tasks.<name> (and the ones its registry defaults use).
+TASK_SECTIONS = ("model", "tokenize", "sft", "rl", "suite", "evaluate")
+
+
+def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    """Deep merge: ``b`` wins; mappings merge key by key, except ``rewards`` (a weight set replaces the other)."""
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) and k != "rewards" else copy.deepcopy(v)
+    return out
+
+
+def task_config(config: dict[str, Any], task: str) -> dict[str, Any]:
+    """The config the jobs of ``task`` read: the top level (without ``tasks``), overridden by the task's own
+    defaults (:data:`speechrl.tasks.TASKS`), overridden by ``tasks.<task>``. Raises ``KeyError`` for an
+    unknown task or section (the message lists the valid names)."""
+    from speechrl.tasks import TASKS
+
+    over = (config.get("tasks") or {}).get(task) or {}
+    bad = sorted(k for k in over if k not in TASK_SECTIONS)
+    if bad:
+        raise KeyError(f"tasks.{task}: unknown section(s) {', '.join(bad)}; a task may set: {', '.join(TASK_SECTIONS)}")
+    out = {k: v for k, v in config.items() if k != "tasks"}
+    return merge(merge(out, TASKS.get(task).defaults), over)
+
+
+def model_groups(config: dict[str, Any], tasks: list[str]) -> dict[str, list[str]]:
+    """Tasks that share one base model: those whose ``init_model`` slice is identical. Named by
+    ``model.arch`` (``granite_speech``), a second distinct group of the same arch ``granite_speech-2``."""
+    groups: dict[str, list[str]] = {}
+    keys: dict[str, str] = {}
+    for task in tasks:
+        cfg = task_config(config, task)
+        key = repr(sorted(select(cfg, "init_model").items()))
+        for name, k in keys.items():
+            if k == key:
+                groups[name].append(task)
+                break
+        else:
+            arch = (cfg.get("model") or {}).get("arch", "granite_speech")
+            name, n = arch, 1
+            while name in groups:
+                n += 1
+                name = f"{arch}-{n}"
+            groups[name], keys[name] = [task], key
+    return groups
 
 
 def slice_names(rl_systems: list[str]) -> list[str]:

@@ -59,7 +59,7 @@ import soundfile as sf
 
 from speechrl.audio import noise as nz
 from speechrl.audio.io import AudioError
-from speechrl.config import Config
+from speechrl.config import Config, ConfigError
 from speechrl.data.manifest import SPLITS, Example, write_manifest
 from speechrl.data.synthetic import _synthesize_all, check_tools
 from speechrl.data.tts import _cap, short_sentences
@@ -86,12 +86,12 @@ def _check_se_config(cfg: Config, counts: dict[str, int]) -> None:
     for key in ("snr_db", "level_dbfs", "rt60"):
         value = getattr(se, key)
         if len(value) != 2 or value[0] > value[1]:
-            raise ValueError(f"data.synthetic.se.{key} must be a range [low, high] with low <= high, got {value}")
+            raise ConfigError(f"data.synthetic.se.{key} must be a range [low, high] with low <= high, got {value}")
     if not se.noises:
-        raise ValueError("data.synthetic.se.noises is empty; valid: white, pink, babble")
+        raise ConfigError("data.synthetic.se.noises is empty; valid: white, pink, babble")
     small = [s for s in SPLITS if counts[s] <= se.babble_talkers]
     if "babble" in se.noises and small:
-        raise ValueError(f"babble with data.synthetic.se.babble_talkers={se.babble_talkers} needs more than {se.babble_talkers} "
+        raise ConfigError(f"babble with data.synthetic.se.babble_talkers={se.babble_talkers} needs more than {se.babble_talkers} "
                          f"utterances per split (babble uses other utterances of the same split); "
                          f"{', '.join(f'n_{s}={counts[s]}' for s in small)}: raise them, lower babble_talkers or drop 'babble'")
 

@@ -84,13 +84,7 @@ def task_specs(cfg: "Config", tasks: list[str] | None = None) -> dict[str, TaskS
 
 
 def _task_cfg(cfg: "Config", task: str) -> "Config":
-    """``task``'s typed config, like :func:`speechrl.config.parser.task_cfg` (top level < task defaults <
-    ``tasks.<task>``), parsed without ``data.tasks``: the whole config was checked, every task against its
-    own settings, when it was parsed; parsed again with the task list, each other task would be checked
-    against *this* task's settings (a codec_lm model for a text task)."""
-    from speechrl.config.parser import parse_config
-    from speechrl.config.slices import task_config
+    """``task``'s typed config (:func:`speechrl.config.parser.task_cfg`); the whole config was checked when parsed."""
+    from speechrl.config.parser import task_cfg
 
-    data = task_config(cfg.to_dict(), task)
-    data["data"] = {k: v for k, v in (data.get("data") or {}).items() if k != "tasks"}
-    return parse_config(data, registries=False)
+    return task_cfg(cfg, task, registries=False)
