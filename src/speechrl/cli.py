@@ -178,8 +178,35 @@ def cmd_data(a: argparse.Namespace, cfg: Config) -> None:
     start, task = time.time(), TASKS.get(a.task)
     with _outputs(a, cfg, "data", f"data:{a.task}", []) as o:
         stats = task.build(cfg, o.work)
+        if task.output == "audio":  # the ASR of the WER / CER rewards gets the task's language model
+            _build_asr_lm(o.work)
         o.run.metrics({k: v for k, v in stats.items() if isinstance(v, (int, float))}, 0)
         _finish(o.work, cfg, "data", [], start, o.run)
+
+
+ASR_LM = "asr_lm"  # <data>/asr_lm: the pocketsphinx task LM of an audio-output task's transcripts
+
+
+def _build_asr_lm(data: Path) -> None:
+    """A trigram LM + dictionary of every split's transcripts (speechrl.rewards.asr.build_task_lm), so the asr_wer /
+    asr_cer scorers of the task's jobs recognise its sentences (pocketsphinx's generic LM: WER ~0.7 on espeak-ng
+    speech, STACK_NOTES.md). It knows the test sentences too: WER measures intelligibility to a recogniser that
+    expects the task's sentences, not open-vocabulary ASR."""
+    from speechrl.data.manifest import SPLITS, scan_manifest
+    from speechrl.rewards.asr import build_task_lm
+
+    texts = [r for split in SPLITS if (data / f"{split}.jsonl").exists()
+             for _, ex in scan_manifest(data / f"{split}.jsonl")[0] for r in ex.references]
+    build_task_lm(texts, data / ASR_LM)
+
+
+def _use_asr_lm(a: argparse.Namespace) -> None:
+    """Point the ASR scorers at the job's dataset's task LM (unless SPEECHRL_ASR_LM / SPEECHRL_ASR_MODEL choose one)."""
+    from speechrl.rewards.asr import LM_ENV, MODEL_ENV
+
+    lm = Path(a.data) / ASR_LM if isinstance(getattr(a, "data", None), str) else None
+    if lm and lm.is_dir() and not os.environ.get(LM_ENV) and not os.environ.get(MODEL_ENV):
+        os.environ[LM_ENV] = str(lm.resolve())
 
 
 def cmd_tokenize(a: argparse.Namespace, cfg: Config) -> None:
@@ -489,6 +516,7 @@ def main(argv: list[str] | None = None) -> None:
             if args.seed is not None:
                 cfg = dataclasses.replace(cfg, seed=args.seed)
             _check_task(args, cfg)
+            _use_asr_lm(args)
             _runtime(cfg)
             args.fn(args, cfg)
         else:
