@@ -7,7 +7,7 @@ reloads with ``AutoTokenizer.from_pretrained(path)`` like any checkpoint's token
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
@@ -16,14 +16,15 @@ PAD, EOS, AUDIO, SEP = "<|pad|>", "<|eos|>", "<|audio|>", "<|sep|>"
 SPECIALS = [PAD, EOS, AUDIO, SEP]
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+def train_tokenizer(texts: Iterable[str], vocab_size: int, extra_specials: Sequence[str] = ()) -> PreTrainedTokenizerFast:
+    """BPE on ``texts``; ``extra_specials`` (e.g. a codec LM's markers) follow the four specials (ids 4, 5, ...)."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[*SPECIALS, *extra_specials], show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(sorted(set(texts)), trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, eos_token=EOS,
-                                   additional_special_tokens=[AUDIO, SEP])
+                                   additional_special_tokens=[AUDIO, SEP, *extra_specials])
     fast.padding_side = "left"
     return fast

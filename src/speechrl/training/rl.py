@@ -19,6 +19,12 @@ Every algorithmic choice is a registry lookup (``speechrl.algos``; group builder
 Old log-probs stay those of sampling, so the ratio is 1 on the first minibatch only. Reference policy
 (KL): a frozen copy of the SFT model, or for LoRA the policy with its adapter disabled; not computed
 when beta is 0. Dropout is off during RL (``model.eval()``), so sampling and update see one function.
+
+Outputs are text or audio (the processor's ``output``). Audio rows (codec tokens) are decoded to wav
+files in ``<job>/rollout_audio/step-N/`` (only the last step's are kept) before scoring. Rewards get
+the completions, the references and columns: each prompt's manifest extra fields, ``input_audio``
+and, for audio outputs, ``audio`` (the decoded files; None where nothing was decodable). A step is
+timed as generate / decode / score / update (``time/*_s``).
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ import copy
 import logging
 import math
 import random
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -47,7 +55,7 @@ from speechrl.training.checkpoint import Checkpoint, py_state, random_state
 from speechrl.training.data import Processor, Sample
 from speechrl.training.groups import BATCH_SHAPERS, GROUP_BUILDERS, Batch, concat_batches, modality
 from speechrl.training.optim import constant_schedule, cosine_schedule
-from speechrl.training.rollout import Rollout, token_logp
+from speechrl.training.rollout import Rollout, scorer_columns, token_logp, write_audio
 
 log = logging.getLogger("speechrl")
 
@@ -58,7 +66,8 @@ HISTORY_KEYS = ("reward/mean", "actor/kl", "response/length", "actor/entropy")
 class RLRun:
     """What one RL job's functions share: config, algorithm, backend (policy, optimiser, ranks),
     processor, training prompts, the seeded prompt sampler, the frozen reference (None: LoRA's
-    adapter-disabled policy, or no KL) and the current step."""
+    adapter-disabled policy, or no KL), the current step and, for audio outputs, the folder their
+    decoded wavs go to."""
 
     cfg: Config
     algo: Algorithm
@@ -69,10 +78,21 @@ class RLRun:
     ref: Model | None = None
     step: int = 0
     ref_cache: dict[tuple[int, ...], torch.Tensor] = field(default_factory=dict)
+    audio_dir: Path | None = None
 
     @property
     def policy(self) -> torch.nn.Module:
         return self.be.model
+
+    @property
+    def audio_output(self) -> bool:
+        return getattr(self.proc, "output", "text") == "audio"
+
+    def step_audio_dir(self) -> Path:
+        """``<audio_dir>/step-N`` of the current step (made on first use; a temporary folder without ``audio_dir``)."""
+        if self.audio_dir is None:
+            self.audio_dir = Path(tempfile.mkdtemp(prefix="speechrl-rollout-audio-"))
+        return self.audio_dir / f"step-{self.step}"
 
 
 def _mean(xs: list[float]) -> float:
@@ -83,10 +103,27 @@ def _floats(xs: list[float | None]) -> torch.Tensor:
     return torch.tensor([math.nan if v is None else float(v) for v in xs], dtype=torch.float64)
 
 
-def score(run: RLRun, roll: Rollout) -> tuple[Batch, float]:
-    """Weighted reward per completion (NaN where a scorer failed), each reward's raw scores, cache hits."""
+def decode_outputs(run: RLRun, roll: Rollout, tag: str) -> tuple[list[str | None] | None, dict[str, float]]:
+    """Audio outputs: every row decoded to ``<step dir>/<tag>-<row>.wav`` (None: nothing decodable), and the
+    decode counts; text outputs: (None, {})."""
+    if not run.audio_output:
+        return None, {}
+    folder = run.step_audio_dir()
+    paths = [folder / f"{tag}-{i}.wav" for i in range(roll.completion_ids.shape[0])]
+    return write_audio(run.proc, roll.completion_ids.cpu(), roll.completion_mask.cpu(), paths)
+
+
+def score(run: RLRun, roll: Rollout, audio: list[str | None] | None = None) -> tuple[Batch, float]:
+    """Weighted reward per completion (NaN where a scorer failed), each reward's raw scores, cache hits.
+
+    The scorers get the columns they declare among the rows' manifest fields, ``input_audio`` and
+    ``audio`` (the decoded outputs, when given)."""
     stats: dict[str, float] = {}
-    total, per = combine(run.cfg.rl.rewards, roll.texts, roll.references, stats=stats)
+    columns = roll.columns()
+    if audio is not None:
+        columns["audio"] = audio
+    total, per = combine(run.cfg.rl.rewards, roll.texts, roll.references, stats=stats,
+                         **scorer_columns(run.cfg.rl.rewards, columns))
     scores = {f"reward/{k}": _floats(v) for k, v in per.items()}
     return Batch(roll, _floats(total).float(), roll.completion_mask, scores, run.cfg.rl.group_size), stats.get("reward/cache_hits", 0.0)
 
@@ -111,13 +148,24 @@ def _to(b: Batch, device: Any) -> Batch:
     return replace(b, rollout=moved, mask=b.mask.to(device))
 
 
-def gather(run: RLRun, b: Batch, hits: float) -> tuple[Batch, float]:
+def gather(run: RLRun, b: Batch, counts: dict[str, float]) -> tuple[Batch, dict[str, float]]:
     """Every rank's scored share of one drawn batch -> the whole batch on every rank, in prompt order
-    (and the reward-cache hits summed over ranks)."""
+    (and the counters (reward-cache hits, decode failures) summed over ranks)."""
     if run.be.world == 1:
-        return b, hits
-    parts = run.be.all_gather_object((_to(b, "cpu"), hits))
-    return _to(concat_batches([p for p, _ in parts], run.proc.tokenizer.pad_token_id), run.be.device), sum(h for _, h in parts)
+        return b, counts
+    parts = run.be.all_gather_object((_to(b, "cpu"), counts))
+    summed = {k: sum(c.get(k, 0.0) for _, c in parts) for k in counts}
+    return _to(concat_batches([p for p, _ in parts], run.proc.tokenizer.pad_token_id), run.be.device), summed
+
+
+def _fresh_audio_dir(run: RLRun) -> None:
+    """Keep only the current step's rollout audio: rank 0 removes the earlier steps' folders (every rank
+    finished with them: they were scored before the last gather)."""
+    current = run.step_audio_dir()
+    if run.be.is_main and current.parent.exists():
+        for old in current.parent.glob("step-*"):
+            if old != current:
+                shutil.rmtree(old, ignore_errors=True)
 
 
 def shard(n: int, rank: int, world: int) -> tuple[int, int]:
@@ -131,16 +179,28 @@ def collect(run: RLRun) -> tuple[Batch, dict[str, float]]:
     batch is full or ``rl.max_sample_batches`` batches were drawn (then the update uses what it has)."""
     cfg, algo, be = run.cfg, run.algo, run.be
     target = min(cfg.rl.prompts_per_step, len(run.train))
-    parts, kept, metrics = [], 0, {}
+    parts, kept = [], 0
+    metrics = {"time/generate_s": 0.0, "time/decode_s": 0.0, "time/score_s": 0.0}
+    if run.audio_output:
+        _fresh_audio_dir(run)
     for draw in range(1, cfg.rl.max_sample_batches + 1):
         prompts = run.rng.sample(run.train, target)
         lo, hi = shard(target, be.rank, be.world)
         keys = [f"{cfg.seed}:{run.step}:{draw}:{i}" for i in range(lo, hi)]
+        t0 = time.perf_counter()
         with be.gathered() as model:
             roll = GROUP_BUILDERS.get(algo.group)(run, model, prompts[lo:hi], keys)
-        b, hits = gather(run, *score(run, roll))
+        t1 = time.perf_counter()
+        audio, counts = decode_outputs(run, roll, f"d{draw}-r{be.rank}")
+        t2 = time.perf_counter()
+        b, hits = score(run, roll, audio)
+        t3 = time.perf_counter()
+        b, counts = gather(run, b, {**counts, "reward/cache_hits": hits})
+        for k, v in (("time/generate_s", t1 - t0), ("time/decode_s", t2 - t1), ("time/score_s", t3 - t2)):
+            metrics[k] += v
         metrics["reward/failed"] = metrics.get("reward/failed", 0.0) + float(torch.isnan(b.rewards).sum())
-        metrics["reward/cache_hits"] = metrics.get("reward/cache_hits", 0.0) + hits
+        for k, v in counts.items():
+            metrics[k] = metrics.get(k, 0.0) + v
         for name, opts in algo.shapers.items():
             b, m = BATCH_SHAPERS.get(name)(run, b, **opts)
             metrics.update(m)
@@ -239,7 +299,7 @@ def rl_step(run: RLRun) -> dict[str, float]:
     b, metrics = collect(run)
     t1 = time.perf_counter()
     if b.n_groups == 0:  # dynamic sampling found no informative group: skip the update
-        metrics.update({"reward/mean": math.nan, "time/rollout_s": t1 - t0})
+        metrics.update({"reward/mean": math.nan, "time/rollout_s": t1 - t0, "time/update_s": 0.0})
         return metrics
     adv, failed, m_adv = advantages(run, b)
     n_mb = min(rl.minibatches, b.n_groups)
@@ -277,7 +337,8 @@ def rl_step(run: RLRun) -> dict[str, float]:
     return metrics
 
 
-def make_run(cfg: Config, algo: Algorithm, policy: Model, proc: Processor, train: list[Sample]) -> RLRun:
+def make_run(cfg: Config, algo: Algorithm, policy: Model, proc: Processor, train: list[Sample],
+             audio_dir: Path | None = None) -> RLRun:
     """Reference, backend (policy + AdamW + lr schedule) and seeded sampler of an RL job from the SFT model.
 
     The reference is a frozen copy of it, or, for a LoRA policy (peft), the policy with its adapter
@@ -294,7 +355,7 @@ def make_run(cfg: Config, algo: Algorithm, policy: Model, proc: Processor, train
     if min(rl.prompts_per_step, len(train)) < be.world:
         raise ConfigError(f"rl.prompts_per_step={rl.prompts_per_step} ({len(train)} training prompts) is smaller than the "
                           f"{be.world} ranks of this job: every rank samples at least one prompt; use at least {be.world}")
-    return RLRun(cfg, algo, be, proc, train, random.Random(cfg.seed), ref)
+    return RLRun(cfg, algo, be, proc, train, random.Random(cfg.seed), ref, audio_dir=audio_dir)
 
 
 def _resume(run: RLRun, ckpt: Checkpoint | None) -> tuple[int, list[dict[str, Any]], float]:
@@ -314,7 +375,7 @@ def train_rl(cfg: Config, algo: Algorithm, policy: Model, proc: Processor, train
     """Run ``cfg.rl.steps`` rollout batches from ``policy`` (the SFT model); rank 0 logs, all save.
     With ``ckpt`` it resumes from, and saves, checkpoints (:mod:`speechrl.training.checkpoint`)."""
     rl = cfg.rl
-    run = make_run(cfg, algo, policy, proc, train)
+    run = make_run(cfg, algo, policy, proc, train, audio_dir=Path(out).parent / "rollout_audio")
     done, history, spent = _resume(run, ckpt)
     start = time.perf_counter() - spent
 

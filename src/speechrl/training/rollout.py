@@ -18,11 +18,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import re
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import soundfile as sf
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
+from speechrl.io import atomic_path
 from speechrl.models.build import Model, core, embeds
 from speechrl.training.data import Processor, Sample, collate
 
@@ -48,6 +53,11 @@ class Rollout:
     def references(self) -> list[list[str]]:
         """Each row's references (its prompt's)."""
         return [s.example.references for s in self.samples for _ in range(self.group_size)]
+
+    def columns(self) -> dict[str, list[Any]]:
+        """Each row's reward columns (its prompt's manifest extra fields and ``input_audio``); a field
+        some examples lack is None for them."""
+        return row_columns(self.samples, self.group_size)
 
 
 def completion_mask(ids: torch.Tensor, eos_id: int) -> torch.Tensor:
@@ -208,3 +218,48 @@ def concat(rs: list[Rollout], pad_id: int) -> Rollout:
                    torch.cat([_pad_cols(r.old_logp, C, 0.0) for r in rs]),
                    [t for r in rs for t in r.texts], rs[0].group_size, [s for r in rs for s in r.samples],
                    torch.cat([r.off_policy for r in rs]))
+
+
+# ------------------------------------------------------------------------------- outputs
+OUTPUT_SR = 16000
+
+
+def row_columns(samples: list[Sample], repeat: int = 1) -> dict[str, list[Any]]:
+    """``{column: one value per row}`` of ``samples`` (each repeated ``repeat`` times); missing -> None."""
+    cols = [s.columns for s in samples]
+    keys = sorted({k for c in cols for k in c})
+    return {k: [c.get(k) for c in cols for _ in range(repeat)] for k in keys}
+
+
+def scorer_columns(names: list[str] | dict[str, float], columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """The columns that the scorers ``names`` declare (``columns`` / ``optional_columns``), no others."""
+    from speechrl.rewards import REWARDS
+
+    want = {c for n in names for c in (*REWARDS.get(n).columns, *REWARDS.get(n).optional_columns)}
+    return {k: v for k, v in columns.items() if k in want}
+
+
+def safe_name(s: str) -> str:
+    """A file-name-safe form of an id (anything but letters, digits, '.', '-', '_' -> '_')."""
+    return re.sub(r"[^\w.-]", "_", s)
+
+
+def write_audio(proc: Processor, ids: torch.Tensor, mask: torch.Tensor, paths: list[Path]
+                ) -> tuple[list[str | None], dict[str, float]]:
+    """Decode each row's codec tokens (``proc.decode_audio``) and write it as a 16 kHz PCM16 wav at
+    ``paths[i]`` (atomic). Returns the written paths (None where nothing was decodable) and counts:
+    ``decode/invalid_tokens`` (ids dropped: not codec tokens, or not fitting the codec's frames) and
+    ``decode/failed`` (rows without audio)."""
+    out: list[str | None] = []
+    invalid = failed = 0
+    for i, path in enumerate(paths):
+        wav, bad = proc.decode_audio(ids[i][mask[i].bool()].tolist())
+        invalid += bad
+        if wav is None:
+            failed += 1
+            out.append(None)
+            continue
+        with atomic_path(path) as tmp:
+            sf.write(str(tmp), wav, OUTPUT_SR, subtype="PCM_16", format="WAV")
+        out.append(str(path))
+    return out, {"decode/invalid_tokens": float(invalid), "decode/failed": float(failed)}

@@ -1,0 +1,194 @@
+"""Model adapters (MODELS): each architecture builds tiny, saves, reloads through from_pretrained with the
+same logits, generates; codec_lm trains (SFT + a GSPO step on an audio reward) and evaluates with audio
+outputs; invalid token ids in an output are dropped and counted."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from speechrl.algos import resolve
+from speechrl.config import parse_config
+from speechrl.data.manifest import read_manifest
+from speechrl.models import MODELS, adapter_for, build_tiny, forward, load, save
+from speechrl.training.data import TokensError, collate, load_job_data
+from speechrl.training.rollout import sample
+
+from conftest import tiny_dict
+
+CODEC = {"name": "codec2", "options": {"mode": 700, "tokens_per_frame": 4}}
+
+
+def test_registry_lists_the_architectures():
+    assert {"granite_speech", "qwen2_audio", "codec_lm"} <= set(MODELS.names())
+    assert MODELS.get("codec_lm").output == "audio" and MODELS.get("granite_speech").output == "text"
+    with pytest.raises(KeyError, match="valid: codec_lm, granite_speech"):
+        MODELS.get("granite")
+
+
+# ------------------------------------------------------------------------------------ codec_lm
+@pytest.fixture(scope="module")
+def codec():
+    from speechrl.audio.codecs import load_codec
+
+    return load_codec(CODEC["name"], **CODEC["options"])
+
+
+@pytest.fixture(scope="module")
+def se_data(tiny_data, tmp_path_factory, codec) -> tuple[Path, Path]:
+    """A tiny SE set from the synthetic spoken clips (0.6 s clean, + white noise = noisy) and its codec
+    tokens written as the tokenize stage does ({id, input, target} per line, codec.json)."""
+    root = tmp_path_factory.mktemp("se")
+    data, tokens = root / "data", root / "tokens"
+    (data / "wavs").mkdir(parents=True)
+    tokens.mkdir()
+    (tokens / "codec.json").write_text(json.dumps(codec.info()))
+    rng = np.random.default_rng(0)
+    for split in ("train", "valid", "test"):
+        rows, trows = [], []
+        for ex in read_manifest(tiny_data["sqa"] / f"{split}.jsonl"):
+            wav, sr = sf.read(ex.audio_path(tiny_data["sqa"]), dtype="float32")
+            clean = wav[: int(0.6 * sr)]
+            noisy = np.clip(clean + 0.03 * rng.standard_normal(len(clean)).astype(np.float32), -1, 1)
+            for kind, x in (("clean", clean), ("noisy", noisy)):
+                sf.write(data / "wavs" / f"{ex.id}.{kind}.wav", x, sr, subtype="PCM_16")
+            text = ex.extra["transcript"]
+            rows.append({"id": ex.id, "audio": f"wavs/{ex.id}.noisy.wav", "prompt": "Enhance the speech.", "references": [text],
+                         "task": "se", "language": "en", "split": split,
+                         "extra": {"clean_audio": f"wavs/{ex.id}.clean.wav", "transcript": text}})
+            trows.append({"id": ex.id, "input": codec.encode(noisy, sr), "target": codec.encode(clean, sr)})
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (tokens / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in trows))
+    return data, tokens
+
+
+def _codec_cfg(tmp_path: Path, on_bad_sample: str = "error", **rl):
+    d = tiny_dict(tmp_path / "results")
+    d["model"]["arch"] = "codec_lm"
+    d["data"]["on_bad_sample"] = on_bad_sample
+    d["sft"].update(max_steps=20, lr=1e-2, eval_every=10, warmup_steps=0)
+    d["rl"].update({"rewards": {"si_sdr": 1.0}, "max_new_tokens": 24, **rl})
+    d["evaluate"].update(metrics=["si_sdr"], max_new_tokens=24)
+    return parse_config(d)
+
+
+@pytest.fixture(scope="module")
+def codec_model_dir(se_data, tmp_path_factory, codec) -> Path:
+    out = tmp_path_factory.mktemp("codec_lm") / "base"
+    cfg = _codec_cfg(out.parent)
+    texts = [t for ex in read_manifest(se_data[0] / "train.jsonl") for t in (ex.prompt, *ex.references)]
+    model, proc = build_tiny(cfg, texts, codec.info())
+    save(model, proc, out)
+    return out
+
+
+def test_codec_lm_reloads_with_the_same_logits_and_layout(codec_model_dir, se_data, tmp_path):
+    model, proc = load(codec_model_dir)
+    assert type(model).__name__ == "LlamaForCausalLM" and adapter_for(model).arch == "codec_lm"
+    assert json.loads((codec_model_dir / "codec.json").read_text())["vocab_size"] == proc.vocab_size == 512
+    cfg = _codec_cfg(tmp_path)
+    train = load_job_data(se_data[0], ("train",), proc, cfg, tokens_dir=se_data[1])[0]["train"][:2]
+    s = train[0]
+    assert s.input_audio == str((se_data[0] / "wavs" / f"{s.example.id}.noisy.wav").absolute())
+    assert s.example.extra["clean_audio"] == str(se_data[0] / "wavs" / f"{s.example.id}.clean.wav")
+    batch = collate(proc, train, with_answers=True)
+    ids, labels = batch["input_ids"][0].tolist(), batch["labels"][0]
+    tok = proc.tokenizer
+    start, end = ids.index(tok.convert_tokens_to_ids("<|in|>")), ids.index(tok.convert_tokens_to_ids("<|/in|>"))
+    assert [i - proc.offset for i in ids[start + 1:end]] == s.features.tolist()  # the noisy input's codec ids
+    assert ids[end + 1] == proc.sep_id
+    assert labels[labels != -100].tolist() == [proc.offset + c for c in s.target] + [tok.eos_token_id]
+    again, _ = load(codec_model_dir)
+    with torch.no_grad():
+        assert torch.equal(forward(model, batch), forward(again, batch))
+        direct = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       position_ids=batch["position_ids"]).logits
+        assert torch.allclose(direct, forward(model, batch), atol=1e-6)
+    r = sample(model.eval(), proc, train, 2, max_new_tokens=8)
+    assert r.completion_ids.shape[0] == 4 and r.texts == [""] * 4
+
+
+def test_codec_lm_drops_and_counts_invalid_ids(codec_model_dir, codec):
+    _, proc = load(codec_model_dir)
+    wav = (0.3 * np.sin(np.arange(8000) * 2 * np.pi * 220 / 16000)).astype(np.float32)
+    codes = codec.encode(wav, 16000)[:8]  # two whole frames
+    text_id = proc.tokenizer.convert_tokens_to_ids("<|sep|>")
+    ids = proc.codec_tokens(codes[:3]) + [text_id, 7] + proc.codec_tokens(codes[3:]) + [proc.tokenizer.eos_token_id, 9, 9]
+    assert proc.codec_ids(ids) == (codes, 2)  # two non-codec ids dropped, nothing after eos read
+    out, n_invalid = proc.decode_audio(ids)
+    assert out is not None and out.dtype == np.float32 and len(out) > 0 and n_invalid == 2
+    # a frame out of order: the codec drops the ids that do not fit its layout and counts them
+    _, n_bad = proc.decode_audio(proc.codec_tokens([codes[1], *codes]))
+    assert n_bad >= 1
+    assert proc.decode_audio([text_id, 7]) == (None, 2)  # nothing decodable
+
+
+def test_codec_lm_data_needs_its_tokens(codec_model_dir, se_data, tmp_path):
+    _, proc = load(codec_model_dir)
+    cfg = _codec_cfg(tmp_path)
+    with pytest.raises(TokensError, match="run the tokenize stage"):
+        load_job_data(se_data[0], ("train",), proc, cfg)
+    partial = tmp_path / "tokens"
+    partial.mkdir()
+    lines = (se_data[1] / "train.jsonl").read_text().splitlines()
+    (partial / "train.jsonl").write_text("\n".join(lines[1:]) + "\n")
+    missing = json.loads(lines[0])["id"]
+    with pytest.raises(TokensError, match=rf"id={missing} at .*train.jsonl:1: no codec tokens for this id in {partial}"):
+        load_job_data(se_data[0], ("train",), proc, cfg, tokens_dir=partial)
+    data, skipped = load_job_data(se_data[0], ("train",), proc, _codec_cfg(tmp_path, "skip"), tokens_dir=partial)
+    assert [b["id"] for b in skipped] == [missing] and len(data["train"]) == len(lines) - 1
+    other = dict(json.loads((se_data[1] / "codec.json").read_text()), options={"mode": 1300, "tokens_per_frame": 4})
+    (partial / "codec.json").write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="tokenize with the model's codec"):
+        load_job_data(se_data[0], ("train",), proc, cfg, tokens_dir=partial)
+
+
+def test_codec_lm_sft_gspo_step_and_evaluation(codec_model_dir, se_data, tmp_path, monkeypatch):
+    """SFT, then one GSPO step scored by SI-SDR of the decoded audio vs the clean speech (the real
+    rl_step: decode -> wav files -> reward columns), then evaluation writing audio outputs."""
+    from speechrl.evaluation.evaluate import evaluate
+    from speechrl.rewards import REWARDS
+    from speechrl.training.rl import make_run, rl_step
+    from speechrl.training.sft import train_sft
+
+    if "si_sdr" not in REWARDS:
+        pytest.skip("the si_sdr scorer is not registered")
+    monkeypatch.setenv("SPEECHRL_AUDIO_WORKERS", "0")
+    cfg = _codec_cfg(tmp_path)
+    model, proc = load(codec_model_dir)
+    data = load_job_data(se_data[0], ("train", "valid", "test"), proc, cfg, tokens_dir=se_data[1])[0]
+    summary = train_sft(cfg, model, proc, data["train"], data["valid"], tmp_path / "sft")
+    assert summary["best_valid_loss"] < math.log(len(proc.tokenizer))  # learnt something over uniform
+    policy, proc = load(tmp_path / "sft")
+    before = [p.detach().clone() for p in policy.parameters()]
+    run = make_run(cfg, resolve("gspo", cfg.rl), policy, proc, data["train"], audio_dir=tmp_path / "rollout_audio")
+    run.step = 1
+    m = rl_step(run)
+    n_rows = cfg.rl.prompts_per_step * cfg.rl.group_size
+    wavs = sorted((tmp_path / "rollout_audio" / "step-1").glob("*.wav"))
+    assert len(wavs) == n_rows - m["decode/failed"] and len(wavs) > 0
+    assert math.isfinite(m["reward/si_sdr"]) and m["reward/failed"] == m["decode/failed"]
+    assert m["decode/invalid_tokens"] >= 0
+    for k in ("time/generate_s", "time/decode_s", "time/score_s", "time/update_s"):
+        assert m[k] >= 0, k
+    assert any(not torch.equal(a, b) for a, b in zip(before, policy.parameters()))
+    run.step = 2
+    rl_step(run)
+    assert [p.name for p in (tmp_path / "rollout_audio").iterdir()] == ["step-2"]  # only the last step's audio
+
+    out = tmp_path / "eval"
+    result, rows = evaluate(cfg, policy, proc, data["test"], out_dir=out)
+    assert set(result["decode"]) == set(cfg.evaluate.decodings)
+    row, s = rows[0], data["test"][0]
+    assert row["inputs"] == {"audio": s.input_audio, "clean_audio": s.example.extra["clean_audio"]}
+    for mode in cfg.evaluate.decodings:
+        rel = row["outputs"][mode]
+        if rel is not None:
+            assert rel == f"audio/{s.example.id}.{mode}.wav" and sf.info(str(out / rel)).samplerate == 16000
+        assert all(math.isfinite(v) for v in result["decodings"][mode].values()) or result["decode"][mode]["decode/failed"] == len(rows)
