@@ -233,7 +233,7 @@ def test_clipped_audio_is_encoded_with_a_warning(c2, caplog):
 def test_absent_weights_name_the_download(monkeypatch, tmp_path, name, hub_id):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: nothing to find
-    for kw in ({}, {"path": str(tmp_path / "missing")}):
+    for kw in ({}, {"path": None}, {"path": str(tmp_path / "missing")}):  # None: the config left tokenize.path unset
         with pytest.raises(CodecError) as e:
             load_codec(name, **kw)
         msg = str(e.value)

@@ -63,6 +63,7 @@ Bad input (``encode``), each a defined outcome:
 
 from __future__ import annotations
 
+import bisect
 import inspect
 import logging
 import math
@@ -150,7 +151,7 @@ class FrameLayout:
             i = _as_int(raw)
             if i is None or not 0 <= i < self.vocab_size:
                 continue
-            pos = int(np.searchsorted(ends, i, side="right"))
+            pos = bisect.bisect_right(ends, i)
             if pos == len(cur):
                 cur.append(i - offs[pos])
             elif pos == 0:
@@ -395,7 +396,9 @@ def _weights_error(name: str, path: str, hub_id: str, err: BaseException) -> Cod
         f"and set the codec option path=<DIR> (config: tokenize.options.path)")
 
 
-def _from_pretrained(name: str, cls: Any, path: str, hub_id: str) -> Any:
+def _from_pretrained(name: str, cls: Any, path: str | None, hub_id: str) -> Any:
+    """``cls.from_pretrained(path)``, ``path`` a local folder or a hub id (``None``: ``hub_id``); clear errors."""
+    path = path or hub_id
     local = Path(path).expanduser()
     looks_local = path.startswith((".", "/", "~")) or local.exists()
     if looks_local and not local.is_dir():
@@ -460,7 +463,7 @@ class _TorchCodec:
 class EncodecCodec(_TorchCodec):
     name = "encodec"
 
-    def __init__(self, path: str = "facebook/encodec_24khz", bandwidth: float = 6.0, device: str = "cpu") -> None:
+    def __init__(self, path: str | None = "facebook/encodec_24khz", bandwidth: float = 6.0, device: str = "cpu") -> None:
         from transformers import EncodecModel
 
         self.options = {"path": path, "bandwidth": bandwidth, "device": device}
@@ -486,7 +489,7 @@ class EncodecCodec(_TorchCodec):
 class DacCodec(_TorchCodec):
     name = "dac"
 
-    def __init__(self, path: str = "descript/dac_16khz", n_quantizers: int | None = None, device: str = "cpu") -> None:
+    def __init__(self, path: str | None = "descript/dac_16khz", n_quantizers: int | None = None, device: str = "cpu") -> None:
         from transformers import DacModel
 
         self.options = {"path": path, "n_quantizers": n_quantizers, "device": device}
@@ -508,7 +511,7 @@ class DacCodec(_TorchCodec):
 class Xcodec2Codec(_TorchCodec):
     name = "xcodec2"
 
-    def __init__(self, path: str = "HKUSTAudio/xcodec2-hf", device: str = "cpu") -> None:
+    def __init__(self, path: str | None = "HKUSTAudio/xcodec2-hf", device: str = "cpu") -> None:
         from transformers import AutoFeatureExtractor, Xcodec2Model
 
         self.options = {"path": path, "device": device}
@@ -533,7 +536,7 @@ class SnacCodec(_TorchCodec):
     name = "snac"
     _ORDER = ((0, 0), (1, 0), (2, 0), (2, 1), (1, 1), (2, 2), (2, 3))  # (scale, index within the frame)
 
-    def __init__(self, path: str = "hubertsiuzdak/snac_24khz", device: str = "cpu") -> None:
+    def __init__(self, path: str | None = "hubertsiuzdak/snac_24khz", device: str = "cpu") -> None:
         try:
             from snac import SNAC
         except ImportError:
@@ -560,22 +563,22 @@ class SnacCodec(_TorchCodec):
 
 
 @CODECS.register("encodec")
-def encodec(path: str = "facebook/encodec_24khz", bandwidth: float = 6.0, device: str = "cpu") -> AudioCodec:
+def encodec(path: str | None = "facebook/encodec_24khz", bandwidth: float = 6.0, device: str = "cpu") -> AudioCodec:
     return EncodecCodec(path=path, bandwidth=bandwidth, device=device)
 
 
 @CODECS.register("dac")
-def dac(path: str = "descript/dac_16khz", n_quantizers: int | None = None, device: str = "cpu") -> AudioCodec:
+def dac(path: str | None = "descript/dac_16khz", n_quantizers: int | None = None, device: str = "cpu") -> AudioCodec:
     return DacCodec(path=path, n_quantizers=n_quantizers, device=device)
 
 
 @CODECS.register("xcodec2")
-def xcodec2(path: str = "HKUSTAudio/xcodec2-hf", device: str = "cpu") -> AudioCodec:
+def xcodec2(path: str | None = "HKUSTAudio/xcodec2-hf", device: str = "cpu") -> AudioCodec:
     return Xcodec2Codec(path=path, device=device)
 
 
 @CODECS.register("snac")
-def snac(path: str = "hubertsiuzdak/snac_24khz", device: str = "cpu") -> AudioCodec:
+def snac(path: str | None = "hubertsiuzdak/snac_24khz", device: str = "cpu") -> AudioCodec:
     return SnacCodec(path=path, device=device)
 
 
