@@ -15,8 +15,9 @@ for an enhancement model's output). Rows:
 Each scorer's ``sample`` is called directly (no reward cache). Per worker setting
 (``SPEECHRL_AUDIO_WORKERS``: 0 = in this process), the first call on 2 utterances starts the pool and
 loads the models ("first call"); then the in-process memos are cleared before every timed batch of
-``n`` (median of ``--repeats``). Figures are printed, never asserted; the machine may be shared
-(the load average is printed).
+``n`` (median of ``--repeats``): wall time per utterance and, in process, CPU time per utterance (the
+cost on a free core; wall time grows with the machine's load). Figures are printed, never asserted;
+the machine may be shared (the load average is printed).
 """
 
 from __future__ import annotations
@@ -94,18 +95,20 @@ def run(rows: list[str], workers: int, repeats: int, outs: list[Any], clean: lis
         if row != "asr_cer":
             score(row, outs[:2], clean[:2], refs[:2])  # start the pool, load the models
         first = time.perf_counter() - t
-        times, vals = [], []
+        times, cpu, vals = [], [], []
         for _ in range(repeats):
             if row == "asr_cer":
                 clear_memos()
                 score("asr_wer", outs, clean, refs)  # asr_cer right after asr_wer: the transcripts are memoised
             else:
                 clear_memos()
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             vals = score(row, outs, clean, refs)
             times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
         ok = [v for v in vals if v is not None and v == v]
-        table.append((row, workers, first, statistics.median(times), sum(ok) / max(1, len(ok)), len(vals) - len(ok)))
+        own_cpu = statistics.median(cpu) if workers == 0 else None  # pool workers' CPU time is not seen here
+        table.append((row, workers, first, statistics.median(times), own_cpu, sum(ok) / max(1, len(ok)), len(vals) - len(ok)))
     shutdown_pools()
     return table
 
@@ -127,10 +130,12 @@ def main() -> None:
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"audio rewards: {a.n} espeak utterances (mean {mean_s:.2f} s, outputs at 0-20 dB SNR), median of {a.repeats}; "
           f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}, load average {load} on {os.cpu_count()} CPUs")
-    print(f"{'metric':8s} {'workers':>7s} {'first call s':>12s} {'ms/utt':>8s} {f's per {a.n}':>9s} {'mean':>8s} {'None':>5s}")
+    print(f"{'metric':8s} {'workers':>7s} {'first call s':>12s} {'ms/utt':>8s} {'cpu ms/utt':>10s} {f's per {a.n}':>9s} {'mean':>8s} {'None':>5s}")
     for w in [int(x) for x in a.workers.split(",") if x != ""]:
-        for row, workers, first, batch, mean, n_none in run(rows, w, a.repeats, outs, clean, refs):
-            print(f"{row:8s} {workers:7d} {first:12.2f} {1000 * batch / a.n:8.1f} {batch:9.2f} {mean:8.3f} {n_none:5d}")
+        for row, workers, first, batch, cpu, mean, n_none in run(rows, w, a.repeats, outs, clean, refs):
+            cpu_ms = f"{1000 * cpu / a.n:10.1f}" if cpu is not None else f"{'-':>10s}"
+            print(f"{row:8s} {workers:7d} {first:12.2f} {1000 * batch / a.n:8.1f} {cpu_ms} {batch:9.2f} {mean:8.3f} {n_none:5d}")
+    print("ms/utt: wall time of a batch / n; cpu ms/utt: this process's CPU time (workers=0 only), what a free core needs;")
     print("mean: DNSMOS OVRL (1-5), the other rows their per-sample reward in [0, 1]")
 
 
