@@ -192,3 +192,64 @@ def test_codec_lm_sft_gspo_step_and_evaluation(codec_model_dir, se_data, tmp_pat
         if rel is not None:
             assert rel == f"audio/{s.example.id}.{mode}.wav" and sf.info(str(out / rel)).samplerate == 16000
         assert all(math.isfinite(v) for v in result["decodings"][mode].values()) or result["decode"][mode]["decode/failed"] == len(rows)
+
+
+# ------------------------------------------------------------------------------------ qwen2_audio
+@pytest.fixture(scope="module")
+def qwen_model_dir(tiny_data, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("qwen2_audio") / "base"
+    d = tiny_dict(out.parent / "results")
+    d["model"]["arch"] = "qwen2_audio"
+    texts = [t for ex in read_manifest(tiny_data["sqa"] / "train.jsonl") for t in (ex.prompt, *ex.references)]
+    model, proc = build_tiny(parse_config(d, registries=False), texts)
+    save(model, proc, out)
+    return out
+
+
+def test_qwen2_audio_reloads_and_matches_the_transformers_path(qwen_model_dir, tiny_data):
+    from speechrl.models.qwen_audio import output_tokens
+    from speechrl.training.data import load_split
+
+    model, proc = load(qwen_model_dir)
+    assert type(model).__name__ == "Qwen2AudioForConditionalGeneration" and adapter_for(model).arch == "qwen2_audio"
+    assert (qwen_model_dir / "preprocessor_config.json").exists() and proc.frames == 3000
+    assert [output_tokens(n) for n in (1, 4, 5, 7, 100, 3000)] == [0, 1, 1, 2, 25, 750]
+    train = load_split(tiny_data["sqa"], "train", proc)[:3]
+    batch = collate(proc, train, with_answers=True)
+    again, _ = load(qwen_model_dir)
+    # the Whisper extractor's own padded features, through transformers' merge path
+    wavs = [sf.read(s.input_audio, dtype="float32")[0] for s in train]
+    full = proc.feature_extractor(wavs, sampling_rate=16000, padding="max_length", return_attention_mask=True, return_tensors="pt")
+    assert torch.equal(full["input_features"], batch["input_features"])
+    with torch.no_grad():
+        ours = forward(model, batch)
+        assert torch.equal(ours, forward(again, batch))
+        theirs = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       input_features=full["input_features"], feature_attention_mask=full["attention_mask"]).logits
+        assert torch.allclose(ours, theirs, atol=1e-5)
+        alone = forward(model, collate(proc, train[1:2], with_answers=False))[0]
+        paired = forward(model, collate(proc, train[:2], with_answers=False))[1]
+        assert torch.allclose(alone, paired[-alone.shape[0]:], atol=1e-5)  # independent of batch-mates
+    assert all(int((batch["input_ids"][i] == proc.audio_id).sum()) == s.n_audio for i, s in enumerate(train))
+    r = sample(model.eval(), proc, train, 2, max_new_tokens=5)
+    assert r.completion_ids.shape[0] == 6 and len(r.texts) == 6
+
+
+def test_qwen2_audio_sft_then_grpo(qwen_model_dir, tiny_data, tiny_cfg, tmp_path):
+    """The SFT and RL loops run unchanged on the second model family (SFT, then 2 GRPO steps)."""
+    from speechrl.training.data import load_split
+    from speechrl.training.rl import train_rl
+    from speechrl.training.sft import train_sft
+
+    model, proc = load(qwen_model_dir)
+    train, valid = (load_split(tiny_data["sqa"], s, proc) for s in ("train", "valid"))
+    s = train_sft(tiny_cfg, model, proc, train, valid, tmp_path / "sft")
+    assert math.isfinite(s["best_valid_loss"]) and (tmp_path / "sft" / "preprocessor_config.json").exists()
+    policy, proc = load(tmp_path / "sft")
+    before = [p.detach().clone() for p in policy.parameters()]
+    tiny_cfg.rl.rewards, tiny_cfg.rl.lr = {"chrf": 1.0}, 1e-2
+    out = train_rl(tiny_cfg, resolve("grpo", tiny_cfg.rl), policy, proc, train, tmp_path / "rl")
+    assert len(out["history"]) == 2 and all(math.isfinite(h["reward/mean"]) for h in out["history"])
+    after, _ = load(tmp_path / "rl")
+    assert type(after).__name__ == "Qwen2AudioForConditionalGeneration"
+    assert any(not torch.equal(a, b) for a, b in zip(before, after.parameters()))

@@ -20,7 +20,7 @@ import torch
 
 from speechrl.config import Config, LoraConfig
 from speechrl.io import atomic_dir
-from speechrl.models import codec_lm as _codec_lm, granite as _granite  # noqa: F401,E401  (register the adapters)
+from speechrl.models import codec_lm as _codec_lm, granite as _granite, qwen_audio as _qwen_audio  # noqa: F401,E401  (register the adapters)
 from speechrl.models.adapters import MODELS, adapter_for, checkpoint_adapter, core  # noqa: F401  (core re-exported)
 
 log = logging.getLogger("speechrl")

@@ -43,12 +43,13 @@ class SpeechProcessor:
     tokenizer: PreTrainedTokenizerBase
     window: int
     downsample: int
+    audio_token: str = AUDIO  # the placeholder the encoder's outputs replace
     output = "text"
     needs_tokens = False  # audio features come from the wav, no codec tokens
 
     @property
     def audio_id(self) -> int:
-        return self.tokenizer.convert_tokens_to_ids(AUDIO)
+        return self.tokenizer.convert_tokens_to_ids(self.audio_token)
 
     @property
     def sep_id(self) -> int:
@@ -61,13 +62,13 @@ class SpeechProcessor:
 
     def prompt_ids(self, prompt: str, n_audio: int) -> list[int]:
         if self.chat:
-            content = AUDIO * n_audio + prompt
+            content = self.audio_token * n_audio + prompt
             ids = self.tokenizer.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True,
                                                      tokenize=True)
             ids = list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
             if ids.count(self.audio_id) != n_audio:
                 raise ValueError(f"the chat template of this tokenizer produced {ids.count(self.audio_id)} audio tokens for {n_audio}; "
-                                 f"is '{AUDIO}' a special token of the tokenizer?")
+                                 f"is '{self.audio_token}' a special token of the tokenizer?")
             return ids
         return [self.audio_id] * n_audio + self.tokenizer.encode(prompt, add_special_tokens=False) + [self.sep_id]
 
@@ -76,6 +77,9 @@ class SpeechProcessor:
 
     def features(self, wav: np.ndarray) -> tuple[torch.Tensor, int]:
         return log_mel(wav), num_audio_tokens(len(wav), self.window, self.downsample)
+
+    def pad_features(self, feats: list[torch.Tensor], n_audio: list[int]) -> dict[str, torch.Tensor]:
+        return pad_features(feats, n_audio)
 
     def encode_example(self, ex: Any, load_wav: Callable[[], np.ndarray], tokens: dict[str, Any] | None = None,
                        where: str = "") -> tuple[torch.Tensor, int, list[int] | None]:
@@ -126,7 +130,7 @@ class SpeechProcessor:
             att[i, T - len(s):] = 1
             labels[i, T - len(s):] = torch.tensor(lab)
         out = {"input_ids": ids, "attention_mask": att, "position_ids": (att.cumsum(-1) - 1).clamp(min=0)}
-        out.update(pad_features(feats, n_audio))
+        out.update(self.pad_features(feats, n_audio))
         if answers is not None:
             out["labels"] = labels
         return out
