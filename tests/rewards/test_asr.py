@@ -122,3 +122,20 @@ def test_bad_lm_folder_and_whisper_option_fail_clearly(tmp_path, monkeypatch) ->
 def test_registered() -> None:
     assert REWARDS.get("asr_wer").columns == ("audio",)
     assert REWARDS.get("wer").columns == () and REWARDS.get("cer").corpus is not None
+
+
+@needs_tools
+def test_a_transcript_does_not_depend_on_the_utterances_before_it(utterances, monkeypatch) -> None:
+    """pocketsphinx's front end keeps state across utterances; noisy clips in reverse order must decode the same."""
+    paths, lm = utterances
+    monkeypatch.setenv(R.LM_ENV, str(lm))
+    monkeypatch.setenv("SPEECHRL_AUDIO_WORKERS", "0")
+    rng = np.random.default_rng(0)
+    noisy = []
+    for p in paths:
+        wav, _ = sf.read(p, dtype="float32")
+        noisy.append((wav + rng.normal(0, 0.05, wav.shape)).astype(np.float32).clip(-1, 1))
+    R._load_decoder(str(lm))
+    forward = [R._recognise_one(w)[0] for w in noisy]
+    backward = [R._recognise_one(w)[0] for w in reversed(noisy)][::-1]
+    assert forward == backward

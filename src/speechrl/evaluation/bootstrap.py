@@ -84,7 +84,9 @@ def resampled_values(name: str, hyps: Sequence[str], refs: Refs, idx: np.ndarray
             metric, stats = _sacrebleu_stats(name, hyps, checked)
             summed = _counts(idx, n) @ stats
             return np.array([metric._compute_score_from_stats(list(row)).score for row in summed])
-        return np.array([float(scorer.corpus([hyps[i] for i in row], [checked[i] for i in row])) for row in idx])
+        needed = {c: list(columns[c]) for c in scorer.columns}  # audio scorers' corpus values read their columns
+        return np.array([float(scorer.corpus([hyps[i] for i in row], [checked[i] for i in row],
+                                             **{c: [v[i] for i in row] for c, v in needed.items()})) for row in idx])
     if per_sample is None:
         per_sample = score_samples(name, hyps, checked, **columns)
     vals = np.array([math.nan if s is None else float(s) for s in per_sample])

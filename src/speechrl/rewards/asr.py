@@ -211,6 +211,7 @@ def _recognise_one(item: Any) -> tuple[str | None, list[str]]:
     if wav is None:
         return None, notes
     pcm = np.clip(np.round(wav * 32768.0), -32768, 32767).astype("<i2").tobytes()  # rounding, as PCM files hold it
+    _DECODER.reinit_feat()  # the front end keeps state across utterances: a transcript must not depend on the previous one
     _DECODER.start_utt()
     _DECODER.process_raw(pcm, full_utt=True)
     _DECODER.end_utt()
