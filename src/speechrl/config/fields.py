@@ -314,7 +314,7 @@ class Config:
     evaluate: EvaluateConfig = section(EvaluateConfig, "Evaluation.")
     report: ReportConfig = section(ReportConfig, "Report.")
     tracking: TrackingConfig = section(TrackingConfig, "MLflow tracking.")
-    tasks: dict[str, dict] = opt({}, "Per-task settings: task name -> a partial config of the sections model, tokenize, sft, rl, suite, evaluate (e.g. {se: {rl: {steps: 10}}}). A task's jobs read the top-level config, overridden by the task's own defaults (speechrl.tasks, e.g. model.arch codec_lm and audio rewards for se / tts), overridden by this mapping.", choices="registry:task")
+    tasks: dict[str, dict] = opt({}, "Per-task settings: task name -> a partial config of the sections model, tokenize, sft, rl, suite, evaluate, report (e.g. {se: {rl: {steps: 10}}}). A task's jobs read the top-level config, overridden by the task's own defaults (speechrl.tasks, e.g. model.arch codec_lm and audio rewards for se / tts), overridden by this mapping.", choices="registry:task")
 
     def check(self) -> None:
         """Cross-field checks; each error says how to fix it."""

@@ -65,7 +65,7 @@ NOT_READ_BY_JOBS = {
 }
 
 # Sections a task may override under tasks.<name> (and the ones its registry defaults use).
-TASK_SECTIONS = ("model", "tokenize", "sft", "rl", "suite", "evaluate")
+TASK_SECTIONS = ("model", "tokenize", "sft", "rl", "suite", "evaluate", "report")
 
 
 def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
