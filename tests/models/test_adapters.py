@@ -194,6 +194,37 @@ def test_codec_lm_sft_gspo_step_and_evaluation(codec_model_dir, se_data, tmp_pat
         assert all(math.isfinite(v) for v in result["decodings"][mode].values()) or result["decode"][mode]["decode/failed"] == len(rows)
 
 
+def test_scoring_overlap_does_not_change_the_batch(codec_model_dir, se_data, tmp_path, monkeypatch):
+    """Generating in chunks while the previous chunk is decoded and scored (RLRun.overlap) gives the same
+    completions, rewards and update as one chunk (sampling is keyed per completion)."""
+    from speechrl.rewards import REWARDS
+    from speechrl.training.rl import collect, make_run, rl_step
+
+    if "si_sdr" not in REWARDS:
+        pytest.skip("the si_sdr scorer is not registered")
+    monkeypatch.setenv("SPEECHRL_AUDIO_WORKERS", "0")
+    cfg = _codec_cfg(tmp_path, prompts_per_step=4)
+    runs, batches = [], []
+    for overlap in (1, 3):
+        policy, proc = load(codec_model_dir)
+        train = load_job_data(se_data[0], ("train",), proc, cfg, tokens_dir=se_data[1])[0]["train"]
+        run = make_run(cfg, resolve("gspo", cfg.rl), policy, proc, train, audio_dir=tmp_path / f"a{overlap}", overlap=overlap)
+        run.step = 1
+        b, m = collect(run)
+        batches.append(b)
+        runs.append(run)
+        assert m["time/score_wait_s"] >= 0 and (overlap == 1) == (m["time/score_wait_s"] == 0)
+    one, three = batches
+    width = one.rollout.completion_ids.shape[1]
+    assert torch.equal(one.rollout.completion_ids * one.mask, (three.rollout.completion_ids * three.mask)[:, :width])
+    assert torch.allclose(one.rewards, three.rewards, equal_nan=True)
+    assert sorted(p.name for p in (tmp_path / "a3" / "step-1").glob("*-c2-*.wav"))  # the third chunk's audio
+    assert [s.example.id for s in one.rollout.samples] == [s.example.id for s in three.rollout.samples]
+    m1, m3 = (rl_step(r) for r in runs)  # the next step, from the same weights: same update
+    assert m1["reward/mean"] == m3["reward/mean"] or (math.isnan(m1["reward/mean"]) and math.isnan(m3["reward/mean"]))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(runs[0].policy.parameters(), runs[1].policy.parameters()))
+
+
 # ------------------------------------------------------------------------------------ qwen2_audio
 @pytest.fixture(scope="module")
 def qwen_model_dir(tiny_data, tmp_path_factory) -> Path:

@@ -25,12 +25,21 @@ files in ``<job>/rollout_audio/step-N/`` (only the last step's are kept) before 
 the completions, the references and columns: each prompt's manifest extra fields, ``input_audio``
 and, for audio outputs, ``audio`` (the decoded files; None where nothing was decodable). A step is
 timed as generate / decode / score / update (``time/*_s``).
+
+Scoring overlaps generation (``RLRun.overlap`` chunks; 2 for audio outputs, whose scorers run in a
+process pool, 1 = no overlap for text): a rank's prompts of one draw are generated in that many
+chunks, and while chunk k+1 is generated, chunk k is decoded and scored in a background thread.
+Sampling is keyed per completion, so the completions, and therefore the rewards and the update, do
+not depend on the chunking. Then ``time/decode_s`` and ``time/score_s`` are summed over chunks (they
+overlap ``time/generate_s``) and ``time/score_wait_s`` is what the step waited for scoring after its
+last generation.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+from concurrent.futures import Future, ThreadPoolExecutor
 import logging
 import math
 import random
@@ -79,6 +88,7 @@ class RLRun:
     step: int = 0
     ref_cache: dict[tuple[int, ...], torch.Tensor] = field(default_factory=dict)
     audio_dir: Path | None = None
+    overlap: int = 1  # chunks per draw: score chunk k while generating chunk k + 1 (1 = no overlap)
 
     @property
     def policy(self) -> torch.nn.Module:
@@ -173,6 +183,54 @@ def shard(n: int, rank: int, world: int) -> tuple[int, int]:
     return rank * n // world, (rank + 1) * n // world
 
 
+def _decode_and_score(run: RLRun, roll: Rollout, tag: str) -> tuple[Batch, dict[str, float], float, float]:
+    t0 = time.perf_counter()
+    audio, counts = decode_outputs(run, roll, tag)
+    t1 = time.perf_counter()
+    b, hits = score(run, roll, audio)
+    return b, {**counts, "reward/cache_hits": hits}, t1 - t0, time.perf_counter() - t1
+
+
+def rollout_and_score(run: RLRun, prompts: list[Sample], keys: list[str], tag: str
+                      ) -> tuple[Batch, dict[str, float], dict[str, float]]:
+    """This rank's groups of one draw, generated in ``run.overlap`` chunks, each decoded and scored in a
+    background thread while the next chunk is generated; returns the scored batch (prompt order), the
+    summed counters and the times."""
+    n = len(prompts)
+    chunks = max(1, min(run.overlap, n))
+    bounds = [(k * n // chunks, (k + 1) * n // chunks) for k in range(chunks)]
+    times = {"time/generate_s": 0.0, "time/decode_s": 0.0, "time/score_s": 0.0, "time/score_wait_s": 0.0}
+    pool = ThreadPoolExecutor(1, thread_name_prefix="speechrl-score") if chunks > 1 else None
+    futures: list[Future] = []
+    try:
+        with run.be.gathered() as model:
+            for k, (a, b) in enumerate(bounds):
+                t0 = time.perf_counter()
+                roll = GROUP_BUILDERS.get(run.algo.group)(run, model, prompts[a:b], keys[a:b])
+                times["time/generate_s"] += time.perf_counter() - t0
+                name = tag if chunks == 1 else f"{tag}-c{k}"
+                if pool is None:
+                    done: Future = Future()
+                    done.set_result(_decode_and_score(run, roll, name))
+                    futures.append(done)
+                else:
+                    futures.append(pool.submit(_decode_and_score, run, roll, name))
+        t0 = time.perf_counter()
+        results = [f.result() for f in futures]
+        if pool is not None:
+            times["time/score_wait_s"] = time.perf_counter() - t0
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True)
+    counts: dict[str, float] = {}
+    for _, c, t_dec, t_score in results:
+        times["time/decode_s"] += t_dec
+        times["time/score_s"] += t_score
+        for key, v in c.items():
+            counts[key] = counts.get(key, 0.0) + v
+    return concat_batches([r[0] for r in results], run.proc.tokenizer.pad_token_id), counts, times
+
+
 def collect(run: RLRun) -> tuple[Batch, dict[str, float]]:
     """One rollout batch of ``min(prompts_per_step, #prompts)`` groups, shaped by the preset's batch
     shapers. A shaper that drops groups (dynamic sampling) makes the loop draw more prompts until the
@@ -180,23 +238,16 @@ def collect(run: RLRun) -> tuple[Batch, dict[str, float]]:
     cfg, algo, be = run.cfg, run.algo, run.be
     target = min(cfg.rl.prompts_per_step, len(run.train))
     parts, kept = [], 0
-    metrics = {"time/generate_s": 0.0, "time/decode_s": 0.0, "time/score_s": 0.0}
+    metrics = {"time/generate_s": 0.0, "time/decode_s": 0.0, "time/score_s": 0.0, "time/score_wait_s": 0.0}
     if run.audio_output:
         _fresh_audio_dir(run)
     for draw in range(1, cfg.rl.max_sample_batches + 1):
         prompts = run.rng.sample(run.train, target)
         lo, hi = shard(target, be.rank, be.world)
         keys = [f"{cfg.seed}:{run.step}:{draw}:{i}" for i in range(lo, hi)]
-        t0 = time.perf_counter()
-        with be.gathered() as model:
-            roll = GROUP_BUILDERS.get(algo.group)(run, model, prompts[lo:hi], keys)
-        t1 = time.perf_counter()
-        audio, counts = decode_outputs(run, roll, f"d{draw}-r{be.rank}")
-        t2 = time.perf_counter()
-        b, hits = score(run, roll, audio)
-        t3 = time.perf_counter()
-        b, counts = gather(run, b, {**counts, "reward/cache_hits": hits})
-        for k, v in (("time/generate_s", t1 - t0), ("time/decode_s", t2 - t1), ("time/score_s", t3 - t2)):
+        b, counts, times = rollout_and_score(run, prompts[lo:hi], keys, f"d{draw}-r{be.rank}")
+        b, counts = gather(run, b, counts)
+        for k, v in times.items():
             metrics[k] += v
         metrics["reward/failed"] = metrics.get("reward/failed", 0.0) + float(torch.isnan(b.rewards).sum())
         for k, v in counts.items():
@@ -338,7 +389,7 @@ def rl_step(run: RLRun) -> dict[str, float]:
 
 
 def make_run(cfg: Config, algo: Algorithm, policy: Model, proc: Processor, train: list[Sample],
-             audio_dir: Path | None = None) -> RLRun:
+             audio_dir: Path | None = None, overlap: int | None = None) -> RLRun:
     """Reference, backend (policy + AdamW + lr schedule) and seeded sampler of an RL job from the SFT model.
 
     The reference is a frozen copy of it, or, for a LoRA policy (peft), the policy with its adapter
@@ -355,7 +406,9 @@ def make_run(cfg: Config, algo: Algorithm, policy: Model, proc: Processor, train
     if min(rl.prompts_per_step, len(train)) < be.world:
         raise ConfigError(f"rl.prompts_per_step={rl.prompts_per_step} ({len(train)} training prompts) is smaller than the "
                           f"{be.world} ranks of this job: every rank samples at least one prompt; use at least {be.world}")
-    return RLRun(cfg, algo, be, proc, train, random.Random(cfg.seed), ref, audio_dir=audio_dir)
+    if overlap is None:  # audio scorers run in a process pool: worth overlapping with generation
+        overlap = 2 if getattr(proc, "output", "text") == "audio" else 1
+    return RLRun(cfg, algo, be, proc, train, random.Random(cfg.seed), ref, audio_dir=audio_dir, overlap=overlap)
 
 
 def _resume(run: RLRun, ckpt: Checkpoint | None) -> tuple[int, list[dict[str, Any]], float]:
