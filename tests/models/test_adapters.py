@@ -114,6 +114,28 @@ def test_codec_lm_reloads_with_the_same_logits_and_layout(codec_model_dir, se_da
     assert r.completion_ids.shape[0] == 4 and r.texts == [""] * 4
 
 
+def test_codec_lm_lora_targets_its_decoder_and_merges(codec_model_dir, se_data, tmp_path):
+    """model.lora.target_modules names 'language_model'; a codec LM is all language model (model.layers.*)."""
+    from speechrl.models import apply_lora, count_params
+
+    cfg = _codec_cfg(tmp_path)
+    model, proc = load(codec_model_dir)
+    lora = apply_lora(model, cfg.model.lora)
+    n = count_params(lora)
+    assert 0 < n["trainable"] < n["total"]
+    assert all("lora_" in k and ".layers." in k for k, p in lora.named_parameters() if p.requires_grad)
+    for k, p in lora.named_parameters():
+        if "lora_B" in k:
+            torch.nn.init.normal_(p, std=0.5)
+    batch = collate(proc, load_job_data(se_data[0], ("valid",), proc, cfg, tokens_dir=se_data[1])[0]["valid"], with_answers=False)
+    with torch.no_grad():
+        adapted = forward(lora, batch)
+    save(lora, proc, tmp_path / "merged")
+    merged, _ = load(tmp_path / "merged")
+    with torch.no_grad():
+        assert torch.allclose(forward(merged, batch), adapted, atol=1e-4)
+
+
 def test_codec_lm_drops_and_counts_invalid_ids(codec_model_dir, codec):
     _, proc = load(codec_model_dir)
     wav = (0.3 * np.sin(np.arange(8000) * 2 * np.pi * 220 / 16000)).astype(np.float32)
