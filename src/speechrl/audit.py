@@ -225,7 +225,7 @@ class _Auditor:
         key = (path.resolve(), slice_name, scope)
         if key not in self.configs:
             try:
-                cfg = load_config(path)
+                cfg = load_config(path, tasks=False)  # checked as a whole by the pipeline; here only compared
                 if scope == "models":  # <results>/config/models/<group>.yaml: the init_model slice of the group's tasks
                     groups = model_groups(cfg.to_dict(), cfg.data.tasks)
                     if slice_name not in groups:

@@ -512,7 +512,7 @@ def main(argv: list[str] | None = None) -> None:
         log.info(f"=== speechrl {args.cmd}: pid {os.getpid()} on {socket.gethostname()}, rank {os.environ.get('RANK', 0)}")
     try:
         if args.needs_config:
-            cfg = load_config(args.config)
+            cfg = load_config(args.config, tasks=False)  # a job's config: its task's settings (checked by _check_task)
             if args.seed is not None:
                 cfg = dataclasses.replace(cfg, seed=args.seed)
             _check_task(args, cfg)

@@ -155,7 +155,7 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "", *, registries: 
     return cls(**kwargs)
 
 
-def parse_config(data: dict[str, Any] | None, *, registries: bool = True) -> Config:
+def parse_config(data: dict[str, Any] | None, *, registries: bool = True, tasks: bool = True) -> Config:
     """Typed, checked :class:`Config` from a (partial) mapping. ``registries=False`` skips the
     registry-name checks, so no torch import: the Snakefile validates this way when it builds the
     DAG (the JSON schema it validates against lists the registry names)."""
@@ -164,7 +164,7 @@ def parse_config(data: dict[str, Any] | None, *, registries: bool = True) -> Con
     # A suite config (it lists data.tasks) holds every task's settings: each task's own config (top level < task
     # defaults < tasks.<task>) must hold too. A job's config slice names no tasks: it is one task's config already,
     # checked against its task by the job (speechrl.cli).
-    listed = isinstance((data or {}).get("data"), dict) and "tasks" in data["data"]
+    listed = tasks and isinstance((data or {}).get("data"), dict) and "tasks" in data["data"]
     for task in cfg.data.tasks if listed else []:
         try:
             tc = from_dict(Config, task_config(data or {}, task), registries=registries)
@@ -199,8 +199,9 @@ def slice_config(cfg: Config, name: str) -> Config:
         raise ConfigError(f"config slice '{name}': {e}") from None
 
 
-def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> Config:
-    """Load and merge YAML files (later ones win, deep merge) plus ``overrides``; validate."""
+def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None, tasks: bool = True) -> Config:
+    """Load and merge YAML files (later ones win, deep merge) plus ``overrides``; validate. ``tasks=False`` for a
+    job's config (one task's settings already): its task list is not checked task by task."""
     merged: dict[str, Any] = {}
     for p in paths:
         path = Path(p)
@@ -215,7 +216,7 @@ def load_config(*paths: str | Path, overrides: dict[str, Any] | None = None) -> 
         merged = deep_merge(merged, data)
     merged = deep_merge(merged, overrides or {})
     try:
-        return parse_config(merged)
+        return parse_config(merged, tasks=tasks)
     except ConfigError as e:
         where = ", ".join(str(p) for p in paths) or "overrides"
         raise ConfigError(f"{where}: {e}") from None

@@ -69,6 +69,8 @@ def prepare_audio(item: Any, where: str = "") -> tuple[np.ndarray | None, list[s
     """
     notes: list[str] = []
     sr = SR
+    if item is None:  # a model output with no decodable audio (speechrl.models.codec_lm): not scorable
+        return None, ["no audio (the output decoded to nothing)"]
     if isinstance(item, (str, Path)):
         where = f"{item}" + (f" ({where})" if where else "")
         wav, sr = read_file(item, where)

@@ -58,7 +58,7 @@ class Sample:
 
 def _absolute(ex: Example, data_dir: Path) -> Example:
     """``*_audio`` extra fields (relative paths) made absolute against the data folder."""
-    extra = {k: str(data_dir / v) if k.endswith("_audio") and isinstance(v, str) and v and not Path(v).is_absolute() else v
+    extra = {k: str((data_dir / v).absolute()) if k.endswith("_audio") and isinstance(v, str) and v and not Path(v).is_absolute() else v
              for k, v in ex.extra.items()}
     return dataclasses.replace(ex, extra=extra) if extra != ex.extra else ex
 
