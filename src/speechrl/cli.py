@@ -369,7 +369,7 @@ def cmd_evaluate(a: argparse.Namespace, cfg: Config) -> None:
     with _outputs(a, cfg, "evaluate", f"eval:{a.task}:{a.system}:s{cfg.seed}", inputs) as o:
         if _is_main():
             write_skipped(o.work, skipped)
-        result, rows = evaluate(cfg, model, proc, test, desc=f"eval {a.task} {a.system}")
+        result, rows = evaluate(cfg, model, proc, test, desc=f"eval {a.task} {a.system}", out_dir=o.work)
         write_jsonl(o.work / "samples.jsonl", rows)
         metrics = {"task": a.task, "system": a.system, "n": len(test), "skipped": len(skipped), "seed": cfg.seed, "config_hash": cfg.hash(),
                    "model": a.model, **result}
