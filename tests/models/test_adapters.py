@@ -195,7 +195,7 @@ def test_codec_lm_sft_gspo_step_and_evaluation(codec_model_dir, se_data, tmp_pat
     n_rows = cfg.rl.prompts_per_step * cfg.rl.group_size
     wavs = sorted((tmp_path / "rollout_audio" / "step-1").glob("*.wav"))
     assert len(wavs) == n_rows - m["decode/failed"] and len(wavs) > 0
-    assert math.isfinite(m["reward/si_sdr"]) and m["reward/failed"] == m["decode/failed"]
+    assert math.isfinite(m["reward/si_sdr"]) and m["reward/failed"] == 0  # undecodable rows: reward 0, not NaN
     assert m["decode/invalid_tokens"] >= 0
     for k in ("time/generate_s", "time/decode_s", "time/score_s", "time/update_s"):
         assert m[k] >= 0, k
@@ -214,6 +214,27 @@ def test_codec_lm_sft_gspo_step_and_evaluation(codec_model_dir, se_data, tmp_pat
         if rel is not None:
             assert rel == f"audio/{s.example.id}.{mode}.wav" and sf.info(str(out / rel)).samplerate == 16000
         assert all(math.isfinite(v) for v in result["decodings"][mode].values()) or result["decode"][mode]["decode/failed"] == len(rows)
+
+
+def test_an_output_with_no_audio_gets_the_lowest_reward(codec_model_dir, se_data, tmp_path, monkeypatch):
+    """A row that decodes to nothing scores UNDECODABLE_REWARD (0), not NaN (which would take its group's mean)."""
+    from speechrl.rewards import REWARDS
+    from speechrl.training.rl import UNDECODABLE_REWARD, collect, make_run, score
+
+    if "si_sdr" not in REWARDS:
+        pytest.skip("the si_sdr scorer is not registered")
+    monkeypatch.setenv("SPEECHRL_AUDIO_WORKERS", "0")
+    cfg = _codec_cfg(tmp_path)
+    policy, proc = load(codec_model_dir)
+    train = load_job_data(se_data[0], ("train",), proc, cfg, tokens_dir=se_data[1])[0]["train"]
+    run = make_run(cfg, resolve("gspo", cfg.rl), policy, proc, train, audio_dir=tmp_path / "a")
+    run.step = 1
+    b, _ = collect(run)
+    n = b.rollout.completion_ids.shape[0]
+    clean = [s.example.extra["clean_audio"] for s in b.rollout.samples for _ in range(b.group_size)]
+    scored, _ = score(run, b.rollout, audio=[None] + clean[1:])
+    assert scored.rewards[0].item() == UNDECODABLE_REWARD == 0.0
+    assert bool(torch.isfinite(scored.rewards).all()) and scored.rewards[1:].min() > 0.5 and n > 1  # clean vs clean
 
 
 def test_scoring_overlap_does_not_change_the_batch(codec_model_dir, se_data, tmp_path, monkeypatch):

@@ -105,6 +105,9 @@ class RLRun:
         return self.audio_dir / f"step-{self.step}"
 
 
+UNDECODABLE_REWARD = 0.0  # the reward of an audio output with nothing to decode (see score)
+
+
 def _mean(xs: list[float]) -> float:
     return sum(xs) / len(xs) if xs else math.nan
 
@@ -127,13 +130,17 @@ def score(run: RLRun, roll: Rollout, audio: list[str | None] | None = None) -> t
     """Weighted reward per completion (NaN where a scorer failed), each reward's raw scores, cache hits.
 
     The scorers get the columns they declare among the rows' manifest fields, ``input_audio`` and
-    ``audio`` (the decoded outputs, when given)."""
+    ``audio`` (the decoded outputs, when given). An audio output with no decodable frame gets
+    :data:`UNDECODABLE_REWARD`, the bottom of every reward's [0, 1] scale: left NaN (a failed score) it
+    would take its group's mean (:func:`fill_failed`) and a policy emitting no speech would go unpenalised."""
     stats: dict[str, float] = {}
     columns = roll.columns()
     if audio is not None:
         columns["audio"] = audio
     total, per = combine(run.cfg.rl.rewards, roll.texts, roll.references, stats=stats,
                          **scorer_columns(run.cfg.rl.rewards, columns))
+    if audio is not None:
+        total = [UNDECODABLE_REWARD if a is None else t for t, a in zip(total, audio)]
     scores = {f"reward/{k}": _floats(v) for k, v in per.items()}
     return Batch(roll, _floats(total).float(), roll.completion_mask, scores, run.cfg.rl.group_size), stats.get("reward/cache_hits", 0.0)
 
