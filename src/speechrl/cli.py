@@ -136,17 +136,33 @@ def _outputs(a: argparse.Namespace, cfg: Config, stage: str, name: str, inputs: 
 
 # ------------------------------------------------------------------------------------- stages
 def cmd_resolve_config(a: argparse.Namespace) -> None:
+    # A slice skips the registry-name checks (they import torch: seconds per slice job): the whole config's names
+    # are checked by the resolve_config job and the schema, and each job checks its slice again when it loads it.
+    registries = not a.slice
     if a.json:
-        cfg = parse_config(json.loads(a.json))
+        cfg = parse_config(json.loads(a.json), registries=registries)
     else:
-        cfg = load_config(*a.config)
+        cfg = load_config(*a.config) if registries else parse_config(_yaml_files(a.config), registries=False)
     what, header = "resolved config", ""
     if a.slice:  # the part one job reads; every other key reset to its default (speechrl.config.slices)
-        cfg, what = slice_config(cfg, a.slice), f"config slice {a.slice}"
+        cfg, what = slice_config(cfg, a.slice, registries=False), f"config slice {a.slice}"
         header = (f"# Config slice '{a.slice}': the keys its jobs read; every other key is the default, not the suite's\n"
                   f"# value (speechrl.config.slices). Written by `speechrl resolve-config --slice {a.slice}`.\n")
     write_text(a.out, header + dump_config(cfg))
     log.info(f"{what} {cfg.hash()} -> {a.out}")
+
+
+def _yaml_files(paths: list[str]) -> dict[str, Any]:
+    import yaml
+
+    from speechrl.config import deep_merge
+
+    merged: dict[str, Any] = {}
+    for p in paths:
+        if not Path(p).exists():
+            raise ConfigError(f"config file not found: {p}")
+        merged = deep_merge(merged, yaml.safe_load(Path(p).read_text()) or {})
+    return merged
 
 
 def cmd_schema(a: argparse.Namespace) -> None:

@@ -188,11 +188,11 @@ def task_cfg(cfg: Config, task: str, *, registries: bool = True) -> Config:
     return parse_config(data, registries=registries)
 
 
-def slice_config(cfg: Config, name: str) -> Config:
+def slice_config(cfg: Config, name: str, *, registries: bool = True) -> Config:
     """``cfg`` with every key outside config slice ``name`` reset to its default
     (:mod:`speechrl.config.slices`); the result passes the same checks as a whole config."""
     try:
-        return parse_config(select(cfg.to_dict(), name))
+        return parse_config(select(cfg.to_dict(), name), registries=registries)
     except KeyError as e:  # unknown slice name
         raise ConfigError(e.args[0]) from None
     except ConfigError as e:
