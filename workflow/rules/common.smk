@@ -9,7 +9,7 @@ import yaml
 from snakemake.exceptions import WorkflowError
 
 sys.path.insert(0, str(Path(workflow.basedir).parent / "src"))  # config + task code: standard library + yaml only
-from speechrl.config.slices import model_groups, task_config
+from speechrl.config.slices import model_groups, select, task_config
 from speechrl.tasks import TASKS as TASK_REGISTRY
 
 R = config["results_dir"]
@@ -98,6 +98,24 @@ def all_metrics():
 
 def all_rl_runs():
     return [f"{R}/rl/{t}/{s}/s{sd}" for t in TASKS for s in rl_systems(t) for sd in seeds(t)]
+
+
+# ---- Config slices: the part of a task's settings each job reads (speechrl.config.slices) ----------------------
+TASK_SLICES = {t: ["data", "sft", "sft_more", "evaluate"] + (["tokenize"] if t in TOKENIZED else [])
+               + [f"rl-{s}" for s in rl_systems(t)] for t in TASKS}
+
+
+def slice_values(wildcards):
+    """The config slice a task's job reads, from the task's own settings (common.smk TASK_CFG)."""
+    if wildcards.scope == "models":  # a base model: the init_model slice of its tasks (identical by construction)
+        return json.dumps(select(TASK_CFG[MODEL_GROUPS[wildcards.slice][0]], "init_model"), sort_keys=True)
+    if wildcards.slice not in TASK_SLICES[wildcards.scope]:
+        raise WorkflowError(f"no config slice {wildcards.slice} for task {wildcards.scope}")
+    return json.dumps(select(TASK_CFG[wildcards.scope], wildcards.slice), sort_keys=True)
+
+
+def slice_name(wildcards):
+    return "init_model" if wildcards.scope == "models" else wildcards.slice
 
 
 # ---- Site: resources and launcher of each job kind ---------------------------------------------

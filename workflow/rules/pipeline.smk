@@ -1,8 +1,9 @@
 # Pipeline bootstrap: the resolved config, the config slice each job reads, and the MLflow run
 # every job nests under.
 #
-# Only what changed reruns: a job's cfg input is {R}/config/<slice>.yaml, the resolved config with
-# every key outside the job's slice reset to its default (speechrl.config.slices). config_slice
+# Only what changed reruns: a job's cfg input is {R}/config/<task>/<slice>.yaml, its task's settings with
+# every key outside the job's slice reset to its default (speechrl.config.slices; a base model's:
+# {R}/config/models/<family>.yaml). config_slice
 # carries the slice's values in its params and reads nothing else, so Snakemake rewrites a slice
 # file, and reruns the jobs that read it, only when a key of that slice changed. The whole config
 # is checked here, when the DAG is built (types, bounds, cross-field checks), before any job runs;
@@ -10,7 +11,6 @@
 import json
 
 from speechrl.config import ConfigError, parse_config
-from speechrl.config.slices import select
 
 try:
     parse_config(config, registries=False)  # registry names: the schema above lists them
@@ -18,23 +18,6 @@ except ConfigError as e:
     raise WorkflowError(f"config: {e}") from None
 
 CFG_DIR = f"{R}/config"  # {CFG_DIR}/<task>/<slice>.yaml, {CFG_DIR}/models/<group>.yaml: the cfg input of a job
-TASK_SLICES = {t: ["data", "sft", "sft_more", "evaluate"] + (["tokenize"] if t in TOKENIZED else [])
-               + [f"rl-{s}" for s in rl_systems(t)] for t in TASKS}
-
-
-def slice_values(wildcards):
-    """The config slice a task's job reads, from the task's own settings (common.smk TASK_CFG)."""
-    if wildcards.scope == "models":  # a base model: the init_model slice of its tasks (identical by construction)
-        return json.dumps(select(TASK_CFG[MODEL_GROUPS[wildcards.slice][0]], "init_model"), sort_keys=True)
-    if wildcards.slice not in TASK_SLICES[wildcards.scope]:
-        raise WorkflowError(f"no config slice {wildcards.slice} for task {wildcards.scope}")
-    return json.dumps(select(TASK_CFG[wildcards.scope], wildcards.slice), sort_keys=True)
-
-
-def slice_name(wildcards):
-    return "init_model" if wildcards.scope == "models" else wildcards.slice
-
-
 rule resolve_config:
     output:
         CFG,
