@@ -247,9 +247,12 @@ def cmd_tokenize(a: argparse.Namespace, cfg: Config) -> None:
 
 
 def _codec_options(cfg: Config) -> dict[str, Any]:
-    """The options of ``tokenize.codec``: bit rate mode and tokens per frame for codec2, the weights' path otherwise."""
+    """The options of ``tokenize.codec``: bit rate mode and tokens per frame for codec2; the weights' path and the
+    torch device (a GPU where the site gives the tokenize job one) for a neural codec."""
     t = cfg.tokenize
-    return {"mode": t.mode, "tokens_per_frame": t.tokens_per_frame} if t.codec == "codec2" else {"path": t.path}
+    if t.codec == "codec2":
+        return {"mode": t.mode, "tokens_per_frame": t.tokens_per_frame}
+    return {"path": t.path, "device": _device(cfg)}
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

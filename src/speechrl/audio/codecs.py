@@ -393,7 +393,7 @@ def _weights_error(name: str, path: str, hub_id: str, err: BaseException) -> Cod
     return CodecError(
         f"codec '{name}': cannot load weights from path={path!r} ({type(err).__name__}: {first}). "
         f"Download them on a machine with network access: `huggingface-cli download {hub_id} --local-dir <DIR>` "
-        f"and set the codec option path=<DIR> (config: tokenize.options.path)")
+        f"and set the codec option path=<DIR> (config: tokenize.path)")
 
 
 def _from_pretrained(name: str, cls: Any, path: str | None, hub_id: str) -> Any:
@@ -587,7 +587,7 @@ def _not_bundled(name: str, what: str, source: str) -> Callable[..., AudioCodec]
         raise CodecError(
             f"codec '{name}' ({what}) is not bundled: its model code ships in no Python package ({source}). "
             "To use it, wrap its tokenizer in a class with this module's AudioCodec interface and register it: "
-            f"`@speechrl.audio.codecs.CODECS.register('my_{name}')`, then set tokenize.codec: my_{name}, tokenize.options.path: <weights>")
+            f"`@speechrl.audio.codecs.CODECS.register('my_{name}')`, then set tokenize.codec: my_{name}, tokenize.path: <weights>")
 
     return CODECS.register(name)(factory)
 

@@ -214,6 +214,7 @@ class RLConfig:
     prompts_per_step: int = opt(8, "Prompts per rollout batch (each gets group_size completions).", ge=1)
     group_size: int = opt(8, "Completions per prompt (G).", ge=2, paper=f"{GRPO_SALLM}: G=8")
     lr: float = opt(5e-5, "Peak AdamW learning rate.", gt=0)
+    weight_decay: float = opt(0.0, "AdamW weight decay of the RL updates.", ge=0, paper=f"{SE_GSPO}: 0.01")
     warmup_steps: int = opt(10, "Linear warmup steps.", ge=0)
     schedule: str = opt("constant", "Learning-rate schedule after warmup: constant, or cosine decay to 10% of lr at rl.steps.", choices=["constant", "cosine"])
     epochs: int = opt(1, "Passes (mu) over each rollout batch; old log-probs are kept from sampling, so ratios move away from 1 after the first minibatch.", ge=1, paper=f"{DEEPSEEKMATH}: mu; {GRPO_SALLM}: 1")

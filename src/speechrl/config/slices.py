@@ -50,7 +50,7 @@ SLICES: dict[str, tuple[str, ...]] = {
                  "suite.control_lr", "rl.steps", "rl.prompts_per_step", "rl.group_size", "rl.grad_accum",
                  "rl.log_every"),
     # tokenize: one task's audio -> codec token ids (tasks with token fields, speechrl.tasks)
-    "tokenize": ("seed", "threads", "tokenize", "data.sample_rate", "data.max_audio_seconds", "data.on_bad_sample"),
+    "tokenize": ("seed", *_RUNTIME, "tokenize", "data.sample_rate", "data.max_audio_seconds", "data.on_bad_sample"),
     # evaluate: decoding + metrics
     "evaluate": (*_RUNTIME, *_DATA_IO, "evaluate"),
     # rl-<system>: see module docstring

@@ -407,7 +407,7 @@ def make_run(cfg: Config, algo: Algorithm, policy: Model, proc: Processor, train
     ref = None if lora or algo.beta == 0 else copy.deepcopy(policy).eval().requires_grad_(False)
     policy.eval()  # dropout off: sampling and update see the same policy
     schedule = cosine_schedule(rl.warmup_steps, rl.steps) if rl.schedule == "cosine" else constant_schedule(rl.warmup_steps)
-    be = make_backend(cfg, policy, OptimSpec(rl.lr, 0.0, rl.grad_clip, schedule))
+    be = make_backend(cfg, policy, OptimSpec(rl.lr, rl.weight_decay, rl.grad_clip, schedule))
     if ref is not None:  # the policy's device and precision (a full copy per rank: not sharded under ZeRO-3)
         ref = ref.to(device=be.device, dtype=be.dtype)
     if min(rl.prompts_per_step, len(train)) < be.world:
