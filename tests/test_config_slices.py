@@ -109,7 +109,7 @@ BACKEND = [("training/backend.py", None)]
 STAGES = {
     "tracking": [("cli.py", "cmd_tracking_init"), ("cli.py", "_runtime"), ("tracking.py", "init_pipeline")],
     "data": [*COMMON, ("cli.py", "cmd_data"), ("data/synthetic.py", "build_synthetic"),
-             ("data/synthetic.py", "_synthesize_all"), ("data/hub.py", "build_hub"), ("data/enhancement.py", None),
+             ("data/synthetic.py", "synthesize_all"), ("data/hub.py", "build_hub"), ("data/enhancement.py", None),
              ("data/tts.py", None)],
     "tokenize": [*COMMON, ("cli.py", "cmd_tokenize"), ("cli.py", "_codec_options"), ("audio/tokenize.py", None)],
     "init_model": [*COMMON, *MODEL, ("cli.py", "cmd_init_model"), ("models/build.py", "build_tiny"),

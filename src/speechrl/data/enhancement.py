@@ -60,8 +60,8 @@ import soundfile as sf
 from speechrl.audio import noise as nz
 from speechrl.audio.io import AudioError
 from speechrl.config import Config, ConfigError
-from speechrl.data.manifest import SPLITS, Example, write_manifest
-from speechrl.data.synthetic import _synthesize_all, check_tools
+from speechrl.data.manifest import SPLITS, Example, write_dataset, write_manifest
+from speechrl.data.synthetic import synthesize_all, check_tools
 from speechrl.data.tts import _cap, short_sentences
 from speechrl.io import atomic_dir, checksums, write_json
 
@@ -117,7 +117,7 @@ def build_se_synthetic(cfg: Config, out_dir: Path) -> dict:
     with atomic_dir(out_dir) as tmp:
         (tmp / "clean").mkdir()
         (tmp / "noisy").mkdir()
-        _synthesize_all(jobs, tmp, cfg, desc=f"synth {TASK}")  # dry clean speech -> clean/<id>.wav
+        synthesize_all(jobs, tmp, cfg, desc=f"synth {TASK}")  # dry clean speech -> clean/<id>.wav
         for split in SPLITS:
             _mix_split([j for j in jobs if j["split"] == split], tmp, cfg)
             write_manifest(tmp / f"{split}.jsonl", [_example(j) for j in jobs if j["split"] == split])
@@ -330,11 +330,6 @@ def build_dns2020(cfg: Config, out_dir: Path) -> dict:
     stats: dict[str, Any] = {"task": TASK, "source": "dns2020", "seed": cfg.seed, "counts": counts, "utterances": sum(counts.values()),
                              "parts": dict(Counter(e.extra["part"] for e in splits["test"])), "with_transcript": with_text,
                              "dropped_too_long": dropped}
-    with atomic_dir(out_dir) as tmp:
-        for split in SPLITS:
-            write_manifest(tmp / f"{split}.jsonl", splits[split])
-        write_json(tmp / "checksums.json", checksums(tmp, "*.jsonl"))
-        stats["elapsed_seconds"] = round(time.perf_counter() - start, 2)
-        write_json(tmp / "stats.json", stats)
+    write_dataset(out_dir, splits, stats, start)
     log.info(f"[dns2020] {counts['train']}/{counts['valid']}/{counts['test']} pairs, {with_text} with a transcript -> {out_dir}")
     return stats

@@ -86,9 +86,8 @@ import soundfile as sf
 
 from speechrl.audio.io import AudioError
 from speechrl.config import Config
-from speechrl.data.manifest import SPLITS, Example, ManifestError, write_manifest
+from speechrl.data.manifest import SPLITS, Example, ManifestError, write_dataset
 from speechrl.data.synthetic import AST_PROMPT, SQA_PROMPT
-from speechrl.io import atomic_dir, checksums, write_json
 
 log = logging.getLogger("speechrl")
 
@@ -154,12 +153,7 @@ def build_hub(task: str, cfg: Config, out_dir: Path) -> dict:
     counts = {s: len(splits[s]) for s in SPLITS}
     stats = {"task": task, "source": source.value, "seed": cfg.seed, "counts": counts, "utterances": sum(counts.values()),
              "source_counts": source_counts, "dropped_too_long": dropped}
-    with atomic_dir(out_dir) as tmp:
-        for split in SPLITS:
-            write_manifest(tmp / f"{split}.jsonl", splits[split])
-        write_json(tmp / "checksums.json", checksums(tmp, "*.jsonl"))
-        stats["elapsed_seconds"] = round(time.perf_counter() - start, 2)
-        write_json(tmp / "stats.json", stats)
+    write_dataset(out_dir, splits, stats, start)
     log.info(f"[hub {task}] {source.name}: {counts['train']}/{counts['valid']}/{counts['test']} examples "
              f"(source {source_counts}, {dropped} over data.max_audio_seconds dropped) -> {out_dir}")
     return stats

@@ -18,6 +18,8 @@ naming file, line, id and the problem; :func:`read_manifest` raises the first on
 
 from __future__ import annotations
 
+import time
+
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -190,3 +192,17 @@ def read_manifest(path: str | Path) -> list[Example]:
 
 def write_manifest(path: str | Path, examples: list[Example]) -> None:
     write_jsonl(path, (ex.to_json() for ex in examples))
+
+
+def write_dataset(out_dir: str | Path, splits: dict[str, list[Example]], stats: dict[str, Any], start: float) -> None:
+    """A dataset folder, replaced as a whole (:func:`speechrl.io.atomic_dir`): every split's manifest,
+    ``checksums.json`` of the manifests and ``stats.json`` (``stats`` plus ``elapsed_seconds`` since ``start``, a
+    ``time.perf_counter()`` value, also set in ``stats``). For builders whose audio already lies elsewhere."""
+    from speechrl.io import atomic_dir, checksums, write_json
+
+    with atomic_dir(Path(out_dir)) as tmp:
+        for split in SPLITS:
+            write_manifest(tmp / f"{split}.jsonl", splits[split])
+        write_json(tmp / "checksums.json", checksums(tmp, "*.jsonl"))
+        stats["elapsed_seconds"] = round(time.perf_counter() - start, 2)
+        write_json(tmp / "stats.json", stats)

@@ -50,7 +50,7 @@ log = logging.getLogger("speechrl")
 TASKS = ("sqa", "ast")
 SQA_PROMPT = "Listen to the passage and answer the question. Question: {question}"
 AST_PROMPT = "Translate the English speech into German."
-_MAX_TRIES = 200  # draws per wanted item before giving up (the item space is too small)
+MAX_TRIES = 200  # draws per wanted item before giving up (the item space is too small)
 
 
 # ============================================================================ mini-AST grammar
@@ -220,7 +220,7 @@ def make_ast_items(rng: random.Random, n: int, words_per_kind: int = 0) -> list[
     vocab = ast_vocab(words_per_kind)
     items: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for _ in range(n * _MAX_TRIES):
+    for _ in range(n * MAX_TRIES):
         if len(items) == n:
             break
         s = random_sentence(rng, vocab)
@@ -261,7 +261,7 @@ def make_sqa_items(rng: random.Random, n: int, n_facts: int) -> list[dict[str, A
     items: list[dict[str, Any]] = []
     seen: set[str] = set()
     people = list(lx.PEOPLE)
-    for _ in range(n * _MAX_TRIES):
+    for _ in range(n * MAX_TRIES):
         if len(items) == n:
             break
         idx = rng.sample(range(len(lx.FACT_TEMPLATES)), n_facts)
@@ -306,7 +306,7 @@ def synthesize(text: str, out: Path, voice: str, speed: int, pitch: int, sample_
          utt_id, stdin=wav)
 
 
-def _synthesize_all(jobs: list[dict[str, Any]], root: Path, cfg: Config, desc: str) -> None:
+def synthesize_all(jobs: list[dict[str, Any]], root: Path, cfg: Config, desc: str) -> None:
     """Synthesise every job (in parallel); fills ``job["duration"]``; the first failure cancels the rest."""
     syn, sr = cfg.data.synthetic, cfg.data.sample_rate
     total = 0.0
@@ -368,7 +368,7 @@ def build_synthetic(task: str, cfg: Config, out_dir: Path) -> dict:
 
     with atomic_dir(out_dir) as tmp:
         (tmp / "wavs").mkdir()
-        _synthesize_all(jobs, tmp, cfg, desc=f"synth {task}")
+        synthesize_all(jobs, tmp, cfg, desc=f"synth {task}")
         for split in SPLITS:
             write_manifest(tmp / f"{split}.jsonl", [_example(task, j) for j in jobs if j["split"] == split])
         write_json(tmp / "checksums.json", checksums(tmp))

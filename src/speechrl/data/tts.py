@@ -40,8 +40,8 @@ import soundfile as sf
 
 from speechrl.audio.io import AudioError
 from speechrl.config import Config
-from speechrl.data.manifest import SPLITS, Example, write_manifest
-from speechrl.data.synthetic import _MAX_TRIES, _synthesize_all, check_tools, random_sentence, realize_en
+from speechrl.data.manifest import SPLITS, Example, write_dataset, write_manifest
+from speechrl.data.synthetic import MAX_TRIES, synthesize_all, check_tools, random_sentence, realize_en
 from speechrl.io import atomic_dir, checksums, write_json
 
 log = logging.getLogger("speechrl")
@@ -62,7 +62,7 @@ def short_sentences(rng: random.Random, n: int, min_words: int, max_words: int) 
         raise ValueError(f"min_words={min_words} is more than max_words={max_words}")
     out: list[str] = []
     seen: set[str] = set()
-    for _ in range(n * _MAX_TRIES):
+    for _ in range(n * MAX_TRIES):
         if len(out) == n:
             break
         text = realize_en(random_sentence(rng))
@@ -87,7 +87,7 @@ def build_tts_synthetic(cfg: Config, out_dir: Path) -> dict:
             for split in SPLITS for i in range(counts[split])]
     with atomic_dir(out_dir) as tmp:
         (tmp / "wavs").mkdir()
-        _synthesize_all(jobs, tmp, cfg, desc=f"synth {TASK}")
+        synthesize_all(jobs, tmp, cfg, desc=f"synth {TASK}")
         for split in SPLITS:
             write_manifest(tmp / f"{split}.jsonl", [_example(j) for j in jobs if j["split"] == split])
         write_json(tmp / "checksums.json", checksums(tmp))
@@ -194,11 +194,6 @@ def build_libritts(cfg: Config, out_dir: Path) -> dict:
     stats: dict[str, Any] = {"task": TASK, "source": str(root), "seed": cfg.seed, "subsets": subsets, "counts": counts,
                              "utterances": sum(counts.values()), "dropped_too_long": dropped,
                              "total_audio_seconds": round(sum(e.extra["duration"] for s in splits.values() for e in s), 2)}
-    with atomic_dir(out_dir) as tmp:
-        for split in SPLITS:
-            write_manifest(tmp / f"{split}.jsonl", splits[split])
-        write_json(tmp / "checksums.json", checksums(tmp, "*.jsonl"))
-        stats["elapsed_seconds"] = round(time.perf_counter() - start, 2)
-        write_json(tmp / "stats.json", stats)
+    write_dataset(out_dir, splits, stats, start)
     log.info(f"[libritts] {counts['train']}/{counts['valid']}/{counts['test']} utterances ({dropped} too long left out) -> {out_dir}")
     return stats
