@@ -68,7 +68,8 @@ from speechrl.training.rollout import Rollout, scorer_columns, token_logp, write
 
 log = logging.getLogger("speechrl")
 
-HISTORY_KEYS = ("reward/mean", "actor/kl", "response/length", "actor/entropy")
+HISTORY_KEYS = ("reward/mean", "actor/kl", "response/length", "actor/entropy",  # summary.json's per-step history
+                "time/generate_s", "time/decode_s", "time/score_s", "time/update_s")
 
 
 @dataclass
