@@ -40,6 +40,10 @@ def _runtime(cfg: Config) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Audio scorers (DNSMOS, PESQ, ASR): a job of one thread scores in its own process (a pool of 2 spawned workers
+    # would cost ~10 CPU-s of start-up per job and oversubscribe the cores Snakemake gave other jobs); a job with
+    # more threads gets that many workers. SPEECHRL_AUDIO_WORKERS overrides.
+    os.environ.setdefault("SPEECHRL_AUDIO_WORKERS", "0" if cfg.threads == 1 else str(cfg.threads))
     import random
 
     import numpy as np
