@@ -241,7 +241,8 @@ def cmd_tokenize(a: argparse.Namespace, cfg: Config) -> None:
     codec = load_codec(cfg.tokenize.codec, **_codec_options(cfg))
     inputs = [data]
     with _outputs(a, cfg, "tokenize", f"tokenize:{a.task}", inputs) as o:
-        stats = tokenize_dataset(data, o.work, codec, task.token_fields, cfg.data.on_bad_sample)
+        stats = tokenize_dataset(data, o.work, codec, task.token_fields, cfg.data.on_bad_sample,
+                                 sample_rate=cfg.data.sample_rate, max_seconds=cfg.data.max_audio_seconds)
         if cfg.tokenize.roundtrip_utterances:  # decode(encode(x)) vs x on the valid split's targets
             n = cfg.tokenize.roundtrip_utterances
             paths, refs = roundtrip_inputs(data, task.token_fields["target"], "valid", n)

@@ -238,7 +238,7 @@ def test_absent_weights_name_the_download(monkeypatch, tmp_path, name, hub_id):
             load_codec(name, **kw)
         msg = str(e.value)
         assert f"codec '{name}': cannot load weights" in msg and f"huggingface-cli download {hub_id} --local-dir" in msg
-        assert "tokenize.options.path" in msg
+        assert "tokenize.path" in msg
 
 
 def test_missing_packages_and_unbundled_codecs_say_what_to_do():

@@ -235,6 +235,8 @@ def _finish(wav: np.ndarray, sr: int) -> np.ndarray:
 
 
 def _info(codec: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """What identifies the token ids (codec.json): not where the codec ran (``device``)."""
+    options = {k: v for k, v in options.items() if k != "device"}
     return {"name": codec.name, "options": options, "vocab_size": codec.vocab_size, "sample_rate": codec.sample_rate,
             "tokens_per_second": codec.tokens_per_second, "tokens_per_frame": codec.tokens_per_frame,
             "group_sizes": list(codec.layout.sizes)}

@@ -27,6 +27,7 @@ Standard library only: the Snakefile imports it when it builds the DAG.
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 # Keys read by the model / training code of every job that loads audio and a checkpoint.
@@ -91,13 +92,19 @@ def task_config(config: dict[str, Any], task: str) -> dict[str, Any]:
 
 
 def model_groups(config: dict[str, Any], tasks: list[str]) -> dict[str, list[str]]:
-    """Tasks that share one base model: those whose ``init_model`` slice is identical. Named by
+    """Tasks that share one base model: those whose ``init_model`` slice (and, for tokenized tasks, tokenize
+    settings) are identical. Named by
     ``model.arch`` (``granite_speech``), a second distinct group of the same arch ``granite_speech-2``."""
+    from speechrl.tasks import TASKS
+
     groups: dict[str, list[str]] = {}
     keys: dict[str, str] = {}
     for task in tasks:
         cfg = task_config(config, task)
-        key = repr(sorted(select(cfg, "init_model").items()))
+        part = select(cfg, "init_model")
+        if TASKS.get(task).tokenized:  # the codec's ids are the model's audio vocabulary
+            part["tokenize"] = {k: v for k, v in (cfg.get("tokenize") or {}).items() if k != "roundtrip_utterances"}
+        key = json.dumps(part, sort_keys=True, default=str)
         for name, k in keys.items():
             if k == key:
                 groups[name].append(task)

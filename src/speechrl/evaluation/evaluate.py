@@ -129,6 +129,8 @@ def evaluate(cfg: Config, model: Model, proc: Processor, samples: list[Sample], 
             t1 = time.perf_counter()
             ci[mode] = confidence_intervals(list(cfg.evaluate.metrics), hyps, refs, per_metric, cols, cfg.seed)
             timing[f"bootstrap_{mode}_s"] = time.perf_counter() - t1
+        if audio is not None:  # the audio metrics average the decoded outputs only: how many there were, beside them
+            metrics[mode]["decoded"] = 100.0 * sum(a is not None for a in audio) / max(len(audio), 1)
         log.info(f"[{desc}] {mode}: " + " ".join(f"{k} {v:.2f}" for k, v in metrics[mode].items()))
     result: dict[str, Any] = {"decodings": metrics, "ci": ci, "timing": timing}
     if audio_out:

@@ -19,18 +19,19 @@ from __future__ import annotations
 from speechrl.report.builders import REPORT_TABLES, TableInput, diff_rows, measured, paper_tables, subset
 from speechrl.report.tables import Table, build_table, metric_name, order_systems, system_name
 
-SE_COLUMNS = ("dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "pesq", "stoi", "wer_pct", "si_sdr", "utmos")
+SE_COLUMNS = ("decoded", "dnsmos_sig", "dnsmos_bak", "dnsmos_ovrl", "pesq", "stoi", "wer_pct", "si_sdr", "utmos")
 """Columns of the ``se`` table, those measured (a value in some row) shown."""
 
 SEGMENT_SYSTEMS = ("grpo", "gspo", "gspo_token", "gspo_segment_window", "gspo_segment_logprob", "gspo_segment_tokenid",
                    "gmpo", "sapo", "p_gspo")
 """Row order of the ``segment_gspo`` table (the RL systems that ran; other RL systems follow)."""
 
-SEGMENT_COLUMNS = ("dnsmos_ovrl", "wer_pct", "cer_pct")
+SEGMENT_COLUMNS = ("decoded", "dnsmos_ovrl", "wer_pct", "cer_pct")
 
 SCALES = ("Scales: DNSMOS (SIG, BAK, OVRL) and UTMOS: mean MOS, 1-5; PESQ: wideband MOS-LQO, 1.04-4.64; "
           "STOI in %; SI-SDR in dB. WER % / CER % = 100 − the asr_wer / asr_cer value of metrics.json (which "
-          "stores 100·(1 − error rate)), per seed, then averaged; lower is better. ASR: speechrl.rewards.asr.")
+          "stores 100·(1 − error rate)), per seed, then averaged; lower is better. ASR: speechrl.rewards.asr. "
+          "Decoded %: test outputs with at least one complete codec frame; every other column averages those only.")
 
 
 def _reward_text(rewards: dict[str, float]) -> str:

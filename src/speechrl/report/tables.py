@@ -20,7 +20,7 @@ METRIC_NAMES = {
     "utmos": "UTMOS", "pesq": "PESQ", "stoi": "STOI (%)", "si_sdr": "SI-SDR (dB)",
     "wer": "100−WER", "cer": "100−CER", "asr_wer": "100−WER (ASR)", "asr_cer": "100−CER (ASR)",
     # derived by the report (speechrl.report.results.add_error_rates)
-    "wer_pct": "WER %", "cer_pct": "CER %",
+    "wer_pct": "WER %", "cer_pct": "CER %", "decoded": "Decoded %",
 }
 LOWER_IS_BETTER = frozenset({"wer_pct", "cer_pct"})
 """Columns whose best value is the smallest one."""
