@@ -280,7 +280,7 @@ def cmd_init_model(a: argparse.Namespace, cfg: Config) -> None:
     inputs = [Path(d) / "train.jsonl" for d in a.data] + [Path(t) / "codec.json" for t in a.tokens]
     with _outputs(a, cfg, "init_model", "init_model", inputs) as o:
         if cfg.model.pretrained:
-            model, proc = load_pretrained(cfg.model.pretrained, _device(cfg))
+            model, proc = load_pretrained(cfg.model.pretrained, _device(cfg), codec)
         else:
             model, proc = build_tiny(cfg, texts, codec)
         save(model, proc, o.work / "model")

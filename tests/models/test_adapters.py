@@ -14,7 +14,7 @@ import soundfile as sf
 import torch
 
 from speechrl.algos import resolve
-from speechrl.config import parse_config
+from speechrl.config import ConfigError, parse_config
 from speechrl.data.manifest import read_manifest
 from speechrl.models import MODELS, adapter_for, build_tiny, forward, load, save
 from speechrl.training.data import TokensError, collate, load_job_data
@@ -327,3 +327,36 @@ def test_qwen2_audio_sft_then_grpo(qwen_model_dir, tiny_data, tiny_cfg, tmp_path
     after, _ = load(tmp_path / "rl")
     assert type(after).__name__ == "Qwen2AudioForConditionalGeneration"
     assert any(not torch.equal(a, b) for a, b in zip(before, after.parameters()))
+
+
+def test_a_released_codec_lm_gets_its_codec_and_the_layout_markers(se_data, codec, tmp_path):
+    """A released codec LM (Llasa style: '<|s_N|>' tokens, no pad / <|sep|> / <|in|>, no codec.json) loads with the
+    tokenize stage's codec description, gains the markers (new embedding rows), and saves as a complete checkpoint."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from speechrl.models import load_pretrained
+    from speechrl.training.data import collate
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.train_from_iterator(["Enhance the speech.", "a duck likes the warm water"],
+                            trainers.BpeTrainer(vocab_size=300, special_tokens=["<|end|>"], show_progress=False,
+                                                initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token="<|end|>")
+    tok.add_tokens([f"<|s_{i}|>" for i in range(codec.vocab_size)])
+    release = tmp_path / "released"
+    LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                 num_attention_heads=2, num_key_value_heads=2, eos_token_id=tok.eos_token_id)).save_pretrained(release)
+    tok.save_pretrained(release)
+    with pytest.raises(ConfigError, match="codec.json not found"):
+        load_pretrained(str(release))
+    model, proc = load_pretrained(str(release), codec=codec.info())
+    assert proc.token_format == "<|s_{}|>" and proc.tokenizer.pad_token is not None
+    assert model.get_input_embeddings().num_embeddings == len(proc.tokenizer) == len(tok) + 4  # pad, sep, in, /in
+    samples = load_job_data(se_data[0], ("train",), proc, _codec_cfg(tmp_path), tokens_dir=se_data[1])[0]["train"][:2]
+    batch = collate(proc, samples, with_answers=True)
+    assert model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.shape[-1] == len(proc.tokenizer)
+    save(model, proc, tmp_path / "saved")
+    again, proc2 = load(tmp_path / "saved")  # codec.json now in the folder
+    assert proc2.codec_info == codec.info() and len(proc2.tokenizer) == len(proc.tokenizer)

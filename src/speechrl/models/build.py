@@ -44,21 +44,23 @@ def save(model: Model, proc: Any, out: Path) -> None:
         proc.save_pretrained(tmp)
 
 
-def load(path: str | Path, device: str = "cpu") -> tuple[Model, Any]:
-    """Load a checkpoint folder (or hub id on a cluster) with its processor; the adapter comes from its config.json."""
+def load(path: str | Path, device: str = "cpu", codec: dict[str, Any] | None = None) -> tuple[Model, Any]:
+    """Load a checkpoint folder (or hub id on a cluster) with its processor; the adapter comes from its config.json.
+    ``codec``: the codec description for a codec LM checkpoint that has none (a released Llasa / UniSE)."""
     p = Path(path)
     if not p.exists() and not re.fullmatch(r"[\w.-]+/[\w.-]+", str(path)):
         raise FileNotFoundError(f"model checkpoint not found: {path}")
-    return checkpoint_adapter(path).load(path, device)
+    adapter = checkpoint_adapter(path)
+    return adapter.load(path, device, codec=codec) if codec is not None and adapter.output == "audio" else adapter.load(path, device)
 
 
-def load_pretrained(name: str, device: str = "cpu") -> tuple[Model, Any]:
+def load_pretrained(name: str, device: str = "cpu", codec: dict[str, Any] | None = None) -> tuple[Model, Any]:
     """A real checkpoint (``model.pretrained``: a local folder, or a hub id already in the local HF cache).
 
     Offline (``HF_HUB_OFFLINE=1``, the CLI default) nothing is downloaded; a missing checkpoint stops
     with the command that fetches it."""
     try:
-        return load(name, device)
+        return load(name, device, codec)
     except (OSError, FileNotFoundError) as e:
         raise FileNotFoundError(
             f"model.pretrained={name!r} is not available locally ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "

@@ -39,7 +39,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, PreTr
 from speechrl.config import Config
 from speechrl.io import write_json
 from speechrl.models.adapters import ModelAdapter, core, register_adapter
-from speechrl.models.tokenizer import train_tokenizer
+from speechrl.models.tokenizer import PAD, SEP, train_tokenizer
 
 IGNORE = -100
 IN_START, IN_END = "<|in|>", "<|/in|>"
@@ -81,7 +81,7 @@ class CodecLMProcessor:
 
     @property
     def sep_id(self) -> int:
-        return self.tokenizer.convert_tokens_to_ids("<|sep|>")
+        return self.tokenizer.convert_tokens_to_ids(SEP)
 
     def codec_tokens(self, codes: Sequence[int]) -> list[int]:
         """Codec ids -> LM token ids."""
@@ -229,16 +229,39 @@ def _token_format(model: torch.nn.Module, tok: PreTrainedTokenizerBase, where: s
                      "set 'speechrl_token_format' in its config.json")
 
 
-def load(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, CodecLMProcessor]:
-    p = Path(path)
-    codec_file = p / CODEC_FILE
-    if not codec_file.exists():
-        raise FileNotFoundError(f"{codec_file} not found: a codec_lm checkpoint needs the description of its codec "
-                                "(the tokenize stage's codec.json: name, options, vocab_size); copy it into the folder")
+def load(path: str | Path, device: str = "cpu", codec: dict[str, Any] | None = None
+         ) -> tuple[torch.nn.Module, CodecLMProcessor]:
+    """A codec LM checkpoint. Its codec description is the folder's ``codec.json`` (written by :func:`speechrl.models.
+    save`), or ``codec`` (the tokenize stage's codec.json) for a released checkpoint (Llasa, UniSE) that has none.
+    Markers this layout needs and such a tokenizer lacks (``<|pad|>``, ``<|sep|>``, ``<|in|>``, ``<|/in|>``) are added
+    as special tokens, with new (randomly initialised) embedding rows: SFT on this layout trains them."""
+    from speechrl.config.errors import ConfigError
+
+    codec_file = Path(path) / CODEC_FILE
+    info = json.loads(codec_file.read_text()) if codec_file.exists() else codec
+    if info is None:
+        raise ConfigError(f"{codec_file} not found: a codec_lm checkpoint needs the description of its codec (the "
+                          "tokenize stage's codec.json: name, options, vocab_size); the pipeline's init-model job adds "
+                          "it to a released checkpoint (--tokens), or copy it into the folder")
     model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32).to(device)
     tok = AutoTokenizer.from_pretrained(str(path))
     tok.padding_side = "left"
-    return model, CodecLMProcessor(tok, json.loads(codec_file.read_text()), _token_format(model, tok, str(path)))
+    _ensure_markers(model, tok)
+    return model, CodecLMProcessor(tok, info, _token_format(model, tok, str(path)))
+
+
+def _ensure_markers(model: torch.nn.Module, tok: PreTrainedTokenizerBase) -> None:
+    """Add the layout's markers a released tokenizer lacks (a Llama-3 tokenizer has no pad, <|sep|>, <|in|>)."""
+    added = 0
+    if tok.pad_token is None:
+        added += tok.add_special_tokens({"pad_token": PAD})
+    missing = [t for t in (SEP, IN_START, IN_END) if t not in tok.get_vocab()]
+    if missing:
+        added += tok.add_tokens(missing, special_tokens=True)
+    if added:
+        if len(tok) > core(model).get_input_embeddings().num_embeddings:
+            core(model).resize_token_embeddings(len(tok))
+        core(model).config.pad_token_id = model.generation_config.pad_token_id = tok.pad_token_id
 
 
 def embeds(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
