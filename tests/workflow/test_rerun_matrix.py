@@ -52,7 +52,7 @@ def jobs(dry_run_stdout: str) -> list[tuple[str, dict[str, str]]]:
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wd = tmp_path_factory.mktemp("rerun")
-    p = snakemake(wd, "--until", "resolve_config", "config_slice")
+    p = snakemake(wd, "--until", "resolve_config", "config_slice", "tracking_slice")
     assert p.returncode == 0, p.stderr[-3000:]
     summary = snakemake(wd, "--summary")
     assert summary.returncode == 0, summary.stderr[-3000:]
@@ -83,15 +83,15 @@ def counts(js: list[tuple[str, dict[str, str]]]) -> dict[str, int]:
 
 def test_adding_an_algorithm_runs_only_its_jobs_and_the_report(baseline: Path):
     js = rerun(baseline, {"rl": {"algorithms": ["grpo", "leaf", "gspo"]}})
-    assert counts(js) == {"resolve_config": 1, "config_slice": 1, "rl": 4, "evaluate": 4, "report": 1}
-    assert {w["slice"] for r, w in js if r == "config_slice"} == {"rl-gspo"}
+    assert counts(js) == {"resolve_config": 1, "config_slice": 2, "rl": 4, "evaluate": 4, "report": 1}  # a slice per task
+    assert {(w["scope"], w["slice"]) for r, w in js if r == "config_slice"} == {("sqa", "rl-gspo"), ("ast", "rl-gspo")}
     assert {w["rlsys"] for r, w in js if r == "rl"} == {"gspo"}
     assert {w["system"] for r, w in js if r == "evaluate"} == {"gspo"}
 
 
 def test_rl_lr_reruns_rl_its_evaluations_and_the_report_not_data_init_sft_or_control(baseline: Path):
     js = rerun(baseline, {"rl": {"lr": 1e-4}})
-    assert counts(js) == {"resolve_config": 1, "config_slice": 3, "rl": N_RL, "evaluate": N_RL, "report": 1}
+    assert counts(js) == {"resolve_config": 1, "config_slice": 5, "rl": N_RL, "evaluate": N_RL, "report": 1}
     assert {w["slice"] for r, w in js if r == "config_slice"} == {"rl-grpo", "rl-leaf", "rl-grpo-rouge_l"}
     assert {w["system"] for r, w in js if r == "evaluate"} == {"grpo", "leaf", "grpo-rouge_l"}
 
@@ -104,7 +104,7 @@ def test_rl_rewards_do_not_rerun_the_reward_ablation(baseline: Path):
 def test_sft_lr_reruns_sft_and_what_follows_but_not_data_or_init(baseline: Path):
     js = rerun(baseline, {"sft": {"lr": 2e-3}})
     n_control = len(TASKS) * len(SEEDS)
-    assert counts(js) == {"resolve_config": 1, "config_slice": 2, "sft": 2, "rl": N_RL, "sft_more": n_control,
+    assert counts(js) == {"resolve_config": 1, "config_slice": 4, "sft": 2, "rl": N_RL, "sft_more": n_control,
                           "evaluate": N_EVAL - len(TASKS) * len(SEEDS), "report": 1}  # all but base
     assert {w["slice"] for r, w in js if r == "config_slice"} == {"sft", "sft_more"}
     assert "base" not in {w["system"] for r, w in js if r == "evaluate"}
@@ -112,17 +112,17 @@ def test_sft_lr_reruns_sft_and_what_follows_but_not_data_or_init(baseline: Path)
 
 def test_evaluation_report_and_tracking_keys_rerun_only_their_jobs(baseline: Path):
     assert counts(rerun(baseline, {"evaluate": {"temperature": 0.7}})) == {
-        "resolve_config": 1, "config_slice": 1, "evaluate": N_EVAL, "report": 1}
+        "resolve_config": 1, "config_slice": 2, "evaluate": N_EVAL, "report": 1}
     assert counts(rerun(baseline, {"report": {"paper_numbers": False}})) == {"resolve_config": 1, "report": 1}
     assert counts(rerun(baseline, {"report": {"decoding": "greedy"}})) == {"resolve_config": 1, "report": 1}
     # a new MLflow experiment: a new pipeline run; the jobs' results stand
     assert counts(rerun(baseline, {"tracking": {"experiment": "other"}})) == {
-        "resolve_config": 1, "config_slice": 1, "tracking_init": 1, "report": 1}
+        "resolve_config": 1, "tracking_slice": 1, "tracking_init": 1, "report": 1}
 
 
 def test_data_keys_rerun_everything(baseline: Path):
     js = counts(rerun(baseline, {"data": {"synthetic": {"n_train": 13}}}))
-    assert js == {"resolve_config": 1, "config_slice": 1, "data": 2, "init_model": 1, "sft": 2, "rl": N_RL,
+    assert js == {"resolve_config": 1, "config_slice": 2, "data": 2, "init_model": 1, "sft": 2, "rl": N_RL,
                   "sft_more": 4, "evaluate": N_EVAL, "report": 1}
 
 
@@ -131,3 +131,10 @@ def test_a_bad_cross_field_value_stops_before_any_job(baseline: Path):
     extra.write_text(yaml.safe_dump({"evaluate": {"decodings": ["greedy"]}}))  # report.decoding: sampled
     p = snakemake(baseline, "-n", extra=extra)
     assert p.returncode != 0 and "report.decoding='sampled' is not among evaluate.decodings" in p.stdout + p.stderr
+
+
+def test_a_task_setting_reruns_only_that_tasks_jobs(baseline: Path):
+    js = rerun(baseline, {"tasks": {"ast": {"rl": {"lr": 1e-4}}}})
+    assert counts(js) == {"resolve_config": 1, "config_slice": 2, "rl": 4, "evaluate": 4, "report": 1}
+    assert {w["task"] for r, w in js if r in ("rl", "evaluate")} == {"ast"}
+    assert {(w["scope"], w["slice"]) for r, w in js if r == "config_slice"} == {("ast", "rl-grpo"), ("ast", "rl-leaf")}

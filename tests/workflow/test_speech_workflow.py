@@ -66,6 +66,7 @@ def test_rl_runs_on_codec_tokens_and_the_report_has_the_speech_tasks(run: Path):
     for task, system in (("se", "gspo"), ("se", "gspo-pesq"), ("tts", "gspo_segment_window")):
         summary = json.loads((run / "rl" / task / system / "s0" / "summary.json").read_text())
         assert summary["steps"] == 2 and len(summary["history"]) == 2 and summary["task"] == task
+        assert set(summary["phase_seconds"]) == {"generate", "decode", "score", "update"}
     rep = run / "report"
     summary = json.loads((rep / "summary.json").read_text())
     # se and tts measure different metrics: one main table each (tts keyed by its task)

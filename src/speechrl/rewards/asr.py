@@ -187,12 +187,14 @@ def _lm_files(folder: str) -> tuple[str, str]:
 
 # ------------------------------------------------------------------------------- pocketsphinx worker
 _DECODER: Any = None
+_DECODER_LM: str | None = None  # the LM folder _DECODER was made with
 
 
 def _load_decoder(lm_dir: str) -> None:
-    """Create the pocketsphinx decoder once per process (task LM from ``lm_dir`` or the generic LM)."""
-    global _DECODER
-    if _DECODER is not None:
+    """Create the pocketsphinx decoder once per process and LM (task LM from ``lm_dir`` or the generic LM); a
+    process that scores with another LM later (in-process scoring, tests) gets a decoder of that LM."""
+    global _DECODER, _DECODER_LM
+    if _DECODER is not None and _DECODER_LM == lm_dir:
         return
     from pocketsphinx import Config, Decoder
 
@@ -202,6 +204,7 @@ def _load_decoder(lm_dir: str) -> None:
     if lm_dir:
         kw["lm"], kw["dict"] = _lm_files(lm_dir)
     _DECODER = Decoder(Config(**kw))
+    _DECODER_LM = lm_dir
 
 
 def _recognise_one(item: Any) -> tuple[str | None, list[str]]:

@@ -154,8 +154,8 @@ def run_pool(kind: tuple, init: Callable[..., None], fn: Callable[[Any], Any], i
     With 0 workers ``init`` runs once in this process and ``fn`` is called directly.
     """
     n = n_workers()
-    if n == 0:
-        _init_local(init, kind[1:])
+    if n == 0:  # init functions are idempotent (each keeps what it loaded, and for which arguments)
+        init(*kind[1:])
         return [fn(x) for x in items]
     key = (*kind, n)
     pool = _POOLS.get(key)
@@ -166,11 +166,6 @@ def run_pool(kind: tuple, init: Callable[..., None], fn: Callable[[Any], Any], i
         _POOLS[key] = pool
     chunk = max(1, len(items) // (4 * n))
     return list(pool.map(fn, items, chunksize=chunk))
-
-
-@functools.lru_cache(maxsize=None)
-def _init_local(init: Callable[..., None], args: tuple) -> None:
-    init(*args)
 
 
 def shutdown_pools() -> None:

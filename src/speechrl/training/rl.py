@@ -68,8 +68,10 @@ from speechrl.training.rollout import Rollout, scorer_columns, token_logp, write
 
 log = logging.getLogger("speechrl")
 
-HISTORY_KEYS = ("reward/mean", "actor/kl", "response/length", "actor/entropy",  # summary.json's per-step history
-                "time/generate_s", "time/decode_s", "time/score_s", "time/update_s")
+HISTORY_KEYS = ("reward/mean", "actor/kl", "response/length", "actor/entropy")  # summary.json's per-step history
+PHASES = ("time/generate_s", "time/decode_s", "time/score_s", "time/update_s")
+"""The RL step's phases; summary.json's ``phase_seconds`` holds their means (wall time: not in the history, which
+is identical for identical runs)."""
 
 
 @dataclass
@@ -444,11 +446,15 @@ def train_rl(cfg: Config, algo: Algorithm, policy: Model, proc: Processor, train
         return {"sampler": random_state(run.rng), "reward_cache": memory_items(), "seconds": time.perf_counter() - start,
                 "history": [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in h.items()} for h in history]}
 
+    phases: dict[str, list[float]] = {k: [] for k in PHASES}  # the steps this process ran (after a resume: those)
     with Progress(rl.steps, desc, rl.log_every, enabled=run.be.is_main, initial=done) as prog:
         for n in range(done + 1, rl.steps + 1):
             run.step = n
             m = rl_step(run)
             history.append({"step": n, **{k: m.get(k, math.nan) for k in HISTORY_KEYS}})
+            for k in PHASES:
+                if k in m:
+                    phases[k].append(m[k])
             if log_metrics and run.be.is_main:
                 log_metrics(m, n)
             prog.update(reward=m["reward/mean"], kl=m.get("actor/kl", math.nan), len=m.get("response/length", math.nan))
@@ -459,4 +465,5 @@ def train_rl(cfg: Config, algo: Algorithm, policy: Model, proc: Processor, train
     first = [h["reward/mean"] for h in history[:tenth] if not math.isnan(h["reward/mean"])]
     last = [h["reward/mean"] for h in history[-tenth:] if not math.isnan(h["reward/mean"])]
     return {"steps": rl.steps, "seconds": time.perf_counter() - start, "ranks": run.be.world,
-            "reward_first_10pct": _mean(first), "reward_last_10pct": _mean(last), "history": history}
+            "reward_first_10pct": _mean(first), "reward_last_10pct": _mean(last), "history": history,
+            "phase_seconds": {k.split("/")[1][:-2]: _mean(v) for k, v in phases.items() if v}}
