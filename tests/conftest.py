@@ -64,3 +64,17 @@ def tiny_model_dir(session_dir: Path, tiny_data: dict[str, Path]) -> Path:
     out = session_dir / "models" / "base"
     save(model, proc, out)
     return out
+
+
+def run_snakemake(workdir: Path, configfile: Path, *args: str, timeout: int = 900):
+    """`snakemake` on this repository's Snakefile in ``workdir`` with ``configfile``, 2 cores, no MLflow server."""
+    import subprocess
+    import sys
+
+    root, bin_dir = Path(__file__).resolve().parents[1], Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    cmd = [str(bin_dir / "snakemake"), "-s", str(root / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(configfile), "--cores", "2", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
+from conftest import run_snakemake
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-sys.path.insert(0, str(Path(__file__).parent))
-from test_workflow import snakemake as _snakemake  # noqa: E402  (same environment and limits)
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return _snakemake(workdir, *args, config=ROOT / "tests" / "workflow" / "tiny_speech.yaml")
+    return run_snakemake(workdir, ROOT / "tests" / "workflow" / "tiny_speech.yaml", *args)
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +69,13 @@ def test_rl_runs_on_codec_tokens_and_the_report_has_the_speech_tasks(run: Path):
         assert set(summary["phase_seconds"]) == {"generate", "decode", "score", "update"}
     rep = run / "report"
     summary = json.loads((rep / "summary.json").read_text())
-    # se and tts measure different metrics: one main table each (tts keyed by its task)
-    assert {"sampled", "sampled_tts"} <= set(summary["tables"])
-    assert set(summary["tables"]["sampled"]) == {"se"} and set(summary["tables"]["sampled_tts"]) == {"tts"}
-    assert set(summary["tables"]["sampled"]["se"]) == {"sft", "gspo", "gspo-pesq"}
+    # se and tts measure different metrics: one main table each (tts keyed by its task); Decoded % is always
+    # measured, so the SE table (with the single-metric ablation) and the segment-GSPO table are there
+    tables = summary["tables"]
+    assert {"sampled", "sampled_tts", "se", "segment_gspo"} <= set(tables)
+    assert set(tables["sampled"]["se"]) == {"sft", "gspo"} and set(tables["sampled_tts"]["tts"]) == {"sft", "gspo_segment_window"}
+    assert set(tables["se"]["se"]) == {"sft", "gspo", "gspo-pesq"}
+    assert set(tables["segment_gspo"]["tts"]) == {"gspo_segment_window"}
     # audio examples: the noisy input and the clean reference exist whatever the tiny model emitted
     html = (rep / "index.html").read_text()
     assert "<audio" in html and any((rep / "audio" / "se").glob("*.wav"))

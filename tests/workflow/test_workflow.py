@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import run_snakemake
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 TASKS, SEEDS = ("sqa", "ast"), (0, 1)
@@ -19,12 +21,8 @@ SYSTEMS = {t: ["base", "sft", "sft_more", *RL[t]] for t in TASKS}
 JOBS = {"data": 2, "init_model": 1, "sft": 2, "rl": 2 * 5, "sft_more": 2 * 2, "evaluate": 2 * 11}
 
 
-def snakemake(workdir: Path, *args: str, config: Path = ROOT / "tests" / "workflow" / "tiny.yaml") -> subprocess.CompletedProcess:
-    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "OMP_NUM_THREADS": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    cmd = [str(BIN / "snakemake"), "-s", str(ROOT / "Snakefile"), "--directory", str(workdir),
-           "--configfile", str(config), "--cores", "2", *args]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    return run_snakemake(workdir, ROOT / "tests" / "workflow" / "tiny.yaml", *args)
 
 
 @pytest.fixture(scope="module")
