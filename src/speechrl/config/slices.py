@@ -1,7 +1,9 @@
 """Config slices: the part of the suite config each pipeline job reads ("only what changed reruns").
 
-Every job of the workflow reads ``results/config/<slice>.yaml``: the resolved suite config with
-every key *outside* its slice reset to the default (one exception: ``report.decoding`` follows
+Every job of the workflow reads ``results/config/<task>/<slice>.yaml``: its task's settings
+(:func:`task_config`: the top level, the task's defaults, ``tasks.<task>``) with every key *outside* its
+slice reset to the default (a base model's job: ``results/config/models/<family>.yaml``, the
+``init_model`` slice of its tasks, :func:`model_groups`) (one exception: ``report.decoding`` follows
 ``evaluate.decodings`` in the evaluate slice, as :meth:`Config.check` wants it among them). The
 rule ``config_slice`` (``workflow/rules/pipeline.smk``) writes one such file per slice from the
 slice's values alone, which it carries in its ``params``: Snakemake rewrites a slice file, and
@@ -15,7 +17,7 @@ must be listed here. ``tests/test_config_slices.py`` reads the stages' code and 
 key read outside the slice, and checks that every top-level config entry is claimed by a job's
 slice or listed in :data:`NOT_READ_BY_JOBS`.
 
-Slice names: ``tracking``, ``data``, ``init_model``, ``sft``, ``sft_more``, ``evaluate``, and
+Slice names: ``tracking``, ``data``, ``tokenize``, ``init_model``, ``sft``, ``sft_more``, ``evaluate``, and
 ``rl-<system>`` per RL system (``rl-grpo``, ``rl-grpo-rouge_l`` for the reward ablation): the RL
 slice holds ``rl.*`` with ``rl.algorithms`` set to that system's preset alone (and, for an ablation
 system, ``rl.rewards`` set to its single reward), so each RL job's config names its own algorithm.
