@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -53,3 +54,13 @@ def load_audio(path: str | Path, sample_rate: int = 16000, max_seconds: float | 
     if max_seconds is not None and len(wav) > max_seconds * sample_rate:
         raise AudioError(f"{where}: {len(wav) / sample_rate:.1f} s is longer than data.max_audio_seconds={max_seconds}")
     return np.ascontiguousarray(wav)
+
+
+def audio_info(path: str | Path) -> Any:
+    """``soundfile.info`` of ``path`` (rate, frames, channels) without reading the samples; an unreadable file is
+    an :class:`AudioError` naming it."""
+    try:
+        return sf.info(str(path))
+    except Exception as e:  # libsndfile errors
+        raise AudioError(f"cannot decode audio {path}: {e}") from None
+

@@ -58,7 +58,7 @@ import numpy as np
 import soundfile as sf
 
 from speechrl.audio import noise as nz
-from speechrl.audio.io import AudioError
+from speechrl.audio.io import AudioError, audio_info
 from speechrl.config import Config, ConfigError
 from speechrl.data.manifest import SPLITS, Example, write_dataset, write_manifest
 from speechrl.data.synthetic import synthesize_all, check_tools
@@ -265,10 +265,7 @@ def _check_audio(items: list[_Item], sample_rate: int, max_seconds: float) -> tu
         for path in (it.noisy, it.clean):
             if path is None:
                 continue
-            try:
-                info = sf.info(str(path))
-            except Exception as e:  # libsndfile errors
-                raise AudioError(f"cannot decode audio {path}: {e}") from None
+            info = audio_info(path)
             if info.samplerate != sample_rate:
                 problems.append(f"{path}: {info.samplerate} Hz")
             frames.append(info.frames)

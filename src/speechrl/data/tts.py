@@ -36,9 +36,8 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-import soundfile as sf
 
-from speechrl.audio.io import AudioError
+from speechrl.audio.io import AudioError, audio_info
 from speechrl.config import Config
 from speechrl.data.manifest import SPLITS, Example, write_dataset, write_manifest
 from speechrl.data.synthetic import MAX_TRIES, synthesize_all, check_tools, random_sentence, realize_en
@@ -135,10 +134,7 @@ def _libritts_subset(folder: Path, split: str, sample_rate: int, max_seconds: fl
         if not text:
             no_text.append(f"{wav} ({txt.name} {'is blank' if txt.is_file() else 'missing'})")
             continue
-        try:
-            info = sf.info(str(wav))
-        except Exception as e:  # libsndfile errors
-            raise AudioError(f"cannot decode audio {wav}: {e}") from None
+        info = audio_info(wav)
         if info.samplerate != sample_rate:
             bad_rate.append(f"{wav} ({info.samplerate} Hz)")
             continue
