@@ -62,7 +62,7 @@ from speechrl.audio.io import AudioError, audio_info
 from speechrl.config import Config, ConfigError
 from speechrl.data.manifest import SPLITS, Example, write_dataset, write_manifest
 from speechrl.data.synthetic import synthesize_all, check_tools
-from speechrl.data.tts import _cap, short_sentences
+from speechrl.data.tts import _cap, duration_stats, short_sentences
 from speechrl.io import atomic_dir, checksums, write_json
 
 log = logging.getLogger("speechrl")
@@ -122,10 +122,8 @@ def build_se_synthetic(cfg: Config, out_dir: Path) -> dict:
             _mix_split([j for j in jobs if j["split"] == split], tmp, cfg)
             write_manifest(tmp / f"{split}.jsonl", [_example(j) for j in jobs if j["split"] == split])
         write_json(tmp / "checksums.json", checksums(tmp))
-        durations = [j["duration"] for j in jobs]
         stats = {"task": TASK, "source": "synthetic", "seed": cfg.seed, "counts": counts, "utterances": len(jobs),
-                 "total_audio_seconds": round(sum(durations), 2), "mean_duration": round(sum(durations) / len(jobs), 3),
-                 "min_duration": min(durations), "max_duration": max(durations),
+                 **duration_stats([j["duration"] for j in jobs]),
                  "noises": dict(sorted(Counter(j["noise"] for j in jobs).items())), "reverberant": sum(j["reverb"] for j in jobs),
                  "mean_snr_db": round(sum(j["snr_db"] for j in jobs) / len(jobs), 2),
                  "elapsed_seconds": round(time.perf_counter() - start, 2)}

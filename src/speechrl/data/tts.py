@@ -75,6 +75,12 @@ def short_sentences(rng: random.Random, n: int, min_words: int, max_words: int) 
 
 
 # ============================================================================ synthetic
+def duration_stats(durations: list[float]) -> dict[str, float]:
+    """Total / mean / min / max seconds of a synthetic dataset's clips (its stats.json)."""
+    return {"total_audio_seconds": round(sum(durations), 2), "mean_duration": round(sum(durations) / len(durations), 3),
+            "min_duration": min(durations), "max_duration": max(durations)}
+
+
 def build_tts_synthetic(cfg: Config, out_dir: Path) -> dict:
     """Generate the synthetic TTS dataset into ``out_dir``; returns the stats dict (also stats.json)."""
     check_tools()
@@ -90,10 +96,8 @@ def build_tts_synthetic(cfg: Config, out_dir: Path) -> dict:
         for split in SPLITS:
             write_manifest(tmp / f"{split}.jsonl", [_example(j) for j in jobs if j["split"] == split])
         write_json(tmp / "checksums.json", checksums(tmp))
-        durations = [j["duration"] for j in jobs]
         stats = {"task": TASK, "source": "synthetic", "seed": cfg.seed, "counts": counts, "utterances": len(jobs),
-                 "total_audio_seconds": round(sum(durations), 2), "mean_duration": round(sum(durations) / len(jobs), 3),
-                 "min_duration": min(durations), "max_duration": max(durations),
+                 **duration_stats([j["duration"] for j in jobs]),
                  "vocab": len({w.strip(".").lower() for j in jobs for w in j["text"].split()}),
                  "elapsed_seconds": round(time.perf_counter() - start, 2)}
         write_json(tmp / "stats.json", stats)
