@@ -67,3 +67,15 @@ def test_nan_audio_is_refused(tmp_path):
     sf.write(p, x, 16000, subtype="FLOAT")
     with pytest.raises(AudioError, match="nan.wav: audio contains NaN or infinite samples"):
         load_audio(p)
+
+
+def test_resample_is_librosas_soxr_hq_without_librosa():
+    import librosa
+
+    from speechrl.audio.io import resample
+
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, 12345).astype(np.float32)
+    for sr, target in ((16000, 8000), (8000, 16000), (24000, 16000)):
+        out = resample(x, sr, target)
+        assert out.dtype == np.float32 and np.array_equal(out, librosa.resample(x, orig_sr=sr, target_sr=target, res_type="soxr_hq"))
+    assert resample(x, 16000, 16000) is x

@@ -87,6 +87,19 @@ def test_meteor_counts_wordnet_synonyms() -> None:
     assert T.meteor_tokens("The dog, big.") == ["the", "dog", ",", "big", "."]
 
 
+def test_our_wordnet_reader_answers_as_nltks():
+    import nltk
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    ours = T.wordnet()
+    ref = WordNetCorpusReader(nltk.data.find("corpora/wordnet"), None)  # builds the OMW synset map ours skips
+    assert ours.map30 is None and ref.map30 is not None
+    for word in ("car", "run", "happy", "quickly"):
+        assert [s.name() for s in ours.synsets(word)] == [s.name() for s in ref.synsets(word)]
+        assert sorted({lem for s in ours.synsets(word) for lem in s.lemma_names()}) == \
+            sorted({lem for s in ref.synsets(word) for lem in s.lemma_names()})
+
+
 def test_meteor_missing_wordnet_is_clear(monkeypatch: pytest.MonkeyPatch) -> None:
     import nltk
 

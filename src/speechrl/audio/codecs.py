@@ -23,7 +23,7 @@ Entries of :data:`CODECS`:
   40 ms), 1600 (64 / 40 ms), 2400 (48 / 20 ms), 3200 (64 / 20 ms). Each frame's bits (MSB first,
   as libcodec2 packs them) are split into ``tokens_per_frame`` groups (default 4) as evenly as
   possible, the first groups taking the extra bits: 700C x 4 -> 7+7+7+7 bits, ids 0..511, 100
-  tokens/s. 16 kHz in is resampled to 8 kHz (librosa, soxr), decoded 8 kHz out back to 16 kHz.
+  tokens/s. 16 kHz in is resampled to 8 kHz (soxr, HQ), decoded 8 kHz out back to 16 kHz.
   Deterministic: every call uses fresh encoder / decoder states, and the decoder's global random
   phase generator is reset before each decode (:class:`_Codec2Rng`). Codec 2 delays its output
   (:data:`CODEC2_DELAY`, measured here by log-mel cross-correlation on espeak speech: ~30 ms for
@@ -75,6 +75,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from speechrl.audio.io import resample
 from speechrl.registry import Registry
 
 log = logging.getLogger("speechrl.audio.codecs")
@@ -186,14 +187,6 @@ def count_clipped(wav: np.ndarray) -> int:
     return int(np.count_nonzero(np.abs(np.asarray(wav)) >= 1.0 - 1.0 / 32768))
 
 
-def _resample(wav: np.ndarray, sr: int, target: int) -> np.ndarray:
-    if sr == target:
-        return wav
-    import librosa
-
-    return librosa.resample(wav, orig_sr=sr, target_sr=target, res_type="soxr_hq").astype(np.float32)
-
-
 def check_wave(wav: Any, sr: Any, min_seconds: float, where: str) -> np.ndarray:
     """Validate one encoder input; returns it as float32 mono clipped to [-1, 1] (see module docstring)."""
     where = where or "audio"
@@ -230,7 +223,7 @@ def _finish(wav: np.ndarray, sr: int) -> np.ndarray:
     """Any decoded waveform -> 16 kHz float32 in [-1, 1]."""
     if np.size(wav) == 0:
         return np.zeros(0, dtype=np.float32)
-    out = _resample(np.asarray(wav, dtype=np.float32).reshape(-1), sr, OUT_SR)
+    out = resample(np.asarray(wav, dtype=np.float32).reshape(-1), sr, OUT_SR)
     return np.clip(np.nan_to_num(out, nan=0.0, posinf=1.0, neginf=-1.0), -1.0, 1.0).astype(np.float32)
 
 
@@ -352,7 +345,7 @@ class Codec2Codec:
         import pycodec2
 
         wav = check_wave(wav, sr, self.frame_seconds, where)
-        pcm = _to_pcm16(_resample(wav, int(sr), self.sample_rate))
+        pcm = _to_pcm16(resample(wav, int(sr), self.sample_rate))
         n, delay = self.samples_per_frame, CODEC2_DELAY[self.mode]
         pcm = np.pad(pcm, (0, -(len(pcm) + delay) % n + delay))
         enc = pycodec2.Codec2(self.mode)  # fresh state: deterministic
@@ -441,7 +434,7 @@ class _TorchCodec:
         import torch
 
         wav = check_wave(wav, sr, self.min_seconds, where)
-        x = _resample(wav, int(sr), self.sample_rate)
+        x = resample(wav, int(sr), self.sample_rate)
         with torch.inference_mode():
             codes = self._codes(x)  # (frames, positions)
         return self.layout.ids(codes)

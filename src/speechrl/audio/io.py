@@ -56,6 +56,19 @@ def load_audio(path: str | Path, sample_rate: int = 16000, max_seconds: float | 
     return np.ascontiguousarray(wav)
 
 
+def resample(wav: np.ndarray, sr: int, target: int) -> np.ndarray:
+    """``wav`` (samples,) at ``sr`` Hz -> float32 at ``target`` Hz: soxr, HQ quality.
+
+    The same samples as ``librosa.resample(res_type="soxr_hq")`` (librosa calls soxr), without librosa's
+    import and numba set-up, which cost a fresh process ~4 s (``bench/job_startup.py``)."""
+    wav = np.asarray(wav, dtype=np.float32)
+    if sr == target:
+        return wav
+    import soxr
+
+    return soxr.resample(wav, int(sr), int(target), quality="HQ").astype(np.float32, copy=False)
+
+
 def audio_info(path: str | Path) -> Any:
     """``soundfile.info`` of ``path`` (rate, frames, channels) without reading the samples; an unreadable file is
     an :class:`AudioError` naming it."""

@@ -7,7 +7,7 @@ an ``(array, sample_rate)`` pair or a ``{"array": ..., "sampling_rate": ...}`` d
 validated by the common entry points. Every item goes through :func:`prepare_audio`:
 
 * multi-channel audio is downmixed (mean over channels) and audio at another rate is resampled
-  to 16 kHz (librosa / soxr); both are logged as a note, never an error;
+  to 16 kHz (soxr, :func:`speechrl.audio.io.resample`); both are logged as a note, never an error;
 * samples outside [-1, 1] (clipped / float overflow) are clipped to [-1, 1], with a note;
 * audio with NaN / infinite samples, or with no samples at all, scores ``None`` for that sample
   (the count is logged); a missing or undecodable file raises :class:`AudioError` naming it.
@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from speechrl.audio.io import AudioError, read_file
+from speechrl.audio.io import AudioError, read_file, resample
 from speechrl.rewards.base import Scorer, register
 
 log = logging.getLogger("speechrl.rewards.audio")
@@ -97,10 +97,8 @@ def prepare_audio(item: Any, where: str = "") -> tuple[np.ndarray | None, list[s
         notes.append(f"{where}: NaN or infinite samples, score None")
         return None, notes
     if sr != SR:
-        import librosa
-
         notes.append(f"{where}: resampled {sr} Hz -> {SR} Hz")
-        wav = librosa.resample(wav, orig_sr=sr, target_sr=SR)
+        wav = resample(wav, sr, SR)
     peak = float(np.abs(wav).max())
     if peak > 1.0:
         notes.append(f"{where}: {int((np.abs(wav) > 1).sum())} samples outside [-1, 1] (peak {peak:.3g}) clipped")
@@ -268,6 +266,7 @@ def _dnsmos_scorer(sub: str, what: str) -> Scorer:
 
     sample.__name__ = f"dnsmos_{sub}"
     return Scorer(
+        references=False,
         name=f"dnsmos_{sub}",
         sample=sample,
         corpus=corpus,
@@ -328,6 +327,7 @@ def _utmos(hyps: list[str], refs: Any = None, *, audio: Sequence[Any], **_column
 
 register(
     Scorer(
+        references=False,
         name="utmos",
         sample=_utmos,
         columns=("audio",),

@@ -143,10 +143,16 @@ def wordnet() -> Any:
             nltk.data.path.insert(0, p)
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
+    class EnglishWordNet(WordNetCorpusReader):
+        def map_wn(self, version: str = "wordnet") -> None:
+            """No WordNet 3.0 -> loaded-version synset map: only the multilingual (OMW) lookups read it, and
+            no OMW reader is loaded. NLTK builds it on every load (both index.sense files, ~8 s a job)."""
+            return None
+
     try:
         with warnings.catch_warnings():  # "multilingual functions are not available": not needed
             warnings.simplefilter("ignore")
-            wn = WordNetCorpusReader(nltk.data.find("corpora/wordnet"), None)
+            wn = EnglishWordNet(nltk.data.find("corpora/wordnet"), None)
         wn.synsets("dog")
     except (LookupError, OSError) as e:
         raise RuntimeError(f"{WORDNET_HELP} (searched {nltk.data.path}; {type(e).__name__})") from None
