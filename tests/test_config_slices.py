@@ -89,6 +89,33 @@ def test_rl_slices_name_their_own_algorithm_and_the_ablation_its_reward():
     assert slice_config(more, "rl-grpo") == grpo
 
 
+def test_a_sweep_system_slice_sets_its_segmenter_option_over_the_configs():
+    from speechrl.config.slices import rl_system_parts
+
+    cfg = parse_config({**TINY, "rl": {**TINY["rl"], "segmenter_opts": {"delta": 64}},
+                        "suite": {**TINY["suite"], "segmenter_sweep": ["gspo_segment_window@window=16"]}})
+    sweep = slice_config(cfg, "rl-gspo_segment_window@window=16")
+    assert sweep.rl.algorithms == ["gspo_segment_window"] and sweep.rl.segmenter_opts == {"delta": 64, "window": 16}
+    assert sweep.rl.rewards == {"bleu": 1.0, "chrf": 0.5}
+    assert slice_config(cfg, "rl-grpo").rl.segmenter_opts == {"delta": 64}
+    assert rl_system_parts("gspo_segment_logprob@tau=0.5") == ("gspo_segment_logprob", None, {"tau": 0.5})
+    assert rl_system_parts("grpo-rouge_l") == ("grpo", "rouge_l", {}) and rl_system_parts("grpo") == ("grpo", None, {})
+
+
+@pytest.mark.parametrize("sweep, match", [
+    (["gspo_segment_window@window=-2"], "is not '<preset>@<option>=<value>' with a plain decimal"),
+    (["gspo_segment_window@window=1e-3"], "plain decimal"),
+    (["gspo_segment_window@window=2", "gspo_segment_window@window=2"], "segmenter_sweep has duplicates"),
+    (["gspo_segment_window@tau=2"], r"the segmenter of gspo_segment_window \(fixed\) takes window, not 'tau'"),
+    (["grpo@window=2"], "preset 'grpo' has no segmenter; sweep one of: gspo_segment_logprob, gspo_segment_tokenid"),
+    (["gspo_segmnt_window@window=2"], "unknown algorithm preset 'gspo_segmnt_window'.*did you mean 'gspo_segment_window'"),
+    (["gspo_segment_window@window=2.5"], "window=2.5 must be an integer >= 1"),
+])
+def test_a_bad_segmenter_sweep_names_the_entry_and_the_fix(sweep, match):
+    with pytest.raises(ConfigError, match=match):
+        parse_config({"suite": {"segmenter_sweep": sweep}})
+
+
 def test_unknown_slice_names_the_valid_ones():
     with pytest.raises(KeyError, match="valid: tracking, data"):
         select({}, "rl_grpo")

@@ -100,3 +100,13 @@ def test_resolve_overrides_go_into_the_loss_options():
     assert resolve("gspo", parse_config({}).rl) == PRESETS.get("gspo")
     with pytest.raises(KeyError, match="unknown algorithm preset 'gspo2'"):
         resolve("gspo2", cfg.rl)
+
+
+def test_segmenter_opts_reach_only_the_presets_whose_segmenter_takes_them():
+    rl = parse_config({"rl": {"segmenter_opts": {"window": 16, "delta": 256}}}).rl
+    assert resolve("gspo_segment_window", rl).segmenter_opts == {"window": 16}
+    assert isinstance(resolve("gspo_segment_window", rl).segmenter_opts["window"], int)  # the segmenter's own type
+    assert resolve("gspo_segment_tokenid", rl).segmenter_opts == {"delta": 256}
+    assert resolve("gspo_segment_logprob", rl).segmenter_opts == {"tau": 1.0}  # takes neither: the preset's
+    assert resolve("grpo", rl) == PRESETS.get("grpo")
+    assert PRESETS.get("gspo_segment_window").segmenter_opts == {"window": 4}

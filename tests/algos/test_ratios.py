@@ -178,3 +178,23 @@ def test_memoised_tables_follow_in_place_changes_and_inference_tensors():
     with torch.inference_mode():
         m2, s2 = torch.ones(1, 4, dtype=torch.long), torch.tensor([[0, 1, 1, 1]])
         assert RATIOS.get("segment")(logp, old, m2, segments=s2)[0].tolist() == [[1.0, 3.0, 3.0, 3.0]]
+
+
+def test_segmenter_options_come_from_their_signatures_and_are_checked():
+    from speechrl.algos.segmenters import all_options, check_option, segmenter_options
+
+    assert segmenter_options("fixed") == {"window": int} and segmenter_options("logprob_jump") == {"tau": float}
+    assert all_options() == {"window": int, "tau": float, "delta": int}
+    check_option("window", 16.0, "x")  # an integral float is an integer
+    for key, value, match in (("window", 2.5, "window=2.5 must be an integer >= 1"), ("window", 0, "must be an integer >= 1"),
+                              ("tau", -0.1, "must be a number >= 0"), ("widow", 3, "unknown segmenter option 'widow'; "
+                                                                                        "the segmenters take fixed: window")):
+        with pytest.raises(ValueError, match=match):
+            check_option(key, value, "rl.segmenter_opts")
+
+
+def test_a_wider_window_gives_fewer_longer_segments():
+    mask = torch.ones(2, 32)
+    _, m4 = SEGMENTERS.get("fixed")(torch.zeros(2, 32), torch.zeros(2, 32, dtype=torch.long), mask, window=4)
+    _, m16 = SEGMENTERS.get("fixed")(torch.zeros(2, 32), torch.zeros(2, 32, dtype=torch.long), mask, window=16)
+    assert (m4["seg/per_row"], m16["seg/per_row"], m16["seg/mean_len"]) == (8.0, 2.0, 16.0)

@@ -123,3 +123,10 @@ def test_bad_files(files: list[Path], tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="decoding 'beam' is in none"):
         _report(files, tmp_path / "r", decoding="beam")
     assert not (tmp_path / "r").exists()
+
+
+def test_sweep_systems_are_named_by_their_option():
+    from speechrl.report.tables import system_name
+
+    assert system_name("gspo_segment_window@window=16") == "GSPO-segment (window) [W=16]"
+    assert system_name("diff:gspo_segment_logprob@tau=0.5-grpo") == "GSPO-segment (log-prob) [τ=0.5] − GRPO"

@@ -35,15 +35,16 @@ EXPERIMENTS = {"se": ROOT / "config" / "experiments" / "se_gspo.yaml",
 SE_ABLATION = ["dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "utmos", "asr_wer", "pesq", "stoi"]
 TTS_ALGOS = ["grpo", "gspo", "gspo_token", "gspo_segment_window", "gspo_segment_logprob", "gspo_segment_tokenid",
              "gmpo", "sapo", "p_gspo"]
+TTS_SWEEP = ["gspo_segment_window@window=16", "gspo_segment_logprob@tau=2", "gspo_segment_tokenid@delta=4096"]
 # rl: systems x 3 seeds; evaluate: (base, sft, systems) x 3 seeds; config_slice: data, tokenize, sft, evaluate,
 # one per RL system and the base model's.
 JOBS = {
     "se": {"config_slice": 4 + 8 + 1, "resolve_config": 1, "tracking_slice": 1, "tracking_init": 1, "data": 1,
            "tokenize": 1, "init_model": 1, "sft": 1, "rl": 8 * 3, "evaluate": 10 * 3, "report": 1, "all": 1},
-    "tts": {"config_slice": 4 + 9 + 1, "resolve_config": 1, "tracking_slice": 1, "tracking_init": 1, "data": 1,
-            "tokenize": 1, "init_model": 1, "sft": 1, "rl": 9 * 3, "evaluate": 11 * 3, "report": 1, "all": 1},
+    "tts": {"config_slice": 4 + 12 + 1, "resolve_config": 1, "tracking_slice": 1, "tracking_init": 1, "data": 1,
+            "tokenize": 1, "init_model": 1, "sft": 1, "rl": 12 * 3, "evaluate": 14 * 3, "report": 1, "all": 1},
 }
-RL_SYSTEMS = {"se": ["gspo"] + [f"gspo-{m}" for m in SE_ABLATION], "tts": TTS_ALGOS}
+RL_SYSTEMS = {"se": ["gspo"] + [f"gspo-{m}" for m in SE_ABLATION], "tts": TTS_ALGOS + TTS_SWEEP}
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +121,7 @@ PAPER = {
            "evaluate.metrics": ["dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "utmos", "pesq", "stoi", "si_sdr", "asr_wer"],
            "data.hub.dns2020": "/data/DNS-Challenge/test_set"},
     "tts": {"model.arch": "codec_lm", "model.pretrained": "/data/Llasa-1B", "tokenize.codec": "xcodec2",
-            "tokenize.path": "/data/xcodec2-hf", "rl.algorithms": TTS_ALGOS,
+            "tokenize.path": "/data/xcodec2-hf", "rl.algorithms": TTS_ALGOS, "suite.segmenter_sweep": TTS_SWEEP,
             "rl.rewards": {"dnsmos_ovrl": 0.5, "asr_wer": 0.5}, "rl.steps": 1000, "suite.control": False,
             "suite.seeds": [0, 1, 2], "data.hub.libritts": "/data/LibriTTS"},
 }

@@ -63,21 +63,27 @@ def test_audio_outputs_are_decoded_written_and_scored(run: Path):
 
 @pytest.mark.workflow
 def test_rl_runs_on_codec_tokens_and_the_report_has_the_speech_tasks(run: Path):
-    for task, system in (("se", "gspo"), ("se", "gspo-pesq"), ("tts", "gspo_segment_window")):
+    window = {}
+    for task, system in (("se", "gspo"), ("se", "gspo-pesq"), ("tts", "gspo_segment_window"), ("tts", "gspo_segment_window@window=2")):
         summary = json.loads((run / "rl" / task / system / "s0" / "summary.json").read_text())
         assert summary["steps"] == 2 and len(summary["history"]) == 2 and summary["task"] == task
         assert set(summary["phase_seconds"]) == {"generate", "decode", "score", "update"}
+        window[system] = summary["algorithm"]["segmenter_opts"].get("window")
+    assert window["gspo_segment_window"] == 4 and window["gspo_segment_window@window=2"] == 2  # the sweep's option
     rep = run / "report"
     summary = json.loads((rep / "summary.json").read_text())
     # se and tts measure different metrics: one main table each (tts keyed by its task); Decoded % is always
     # measured, so the SE table (with the single-metric ablation) and the segment-GSPO table are there
     tables = summary["tables"]
     assert {"sampled", "sampled_tts", "se", "segment_gspo"} <= set(tables)
-    assert set(tables["sampled"]["se"]) == {"sft", "gspo"} and set(tables["sampled_tts"]["tts"]) == {"sft", "gspo_segment_window"}
+    sweep = "gspo_segment_window@window=2"
+    assert set(tables["sampled"]["se"]) == {"sft", "gspo"}
+    assert set(tables["sampled_tts"]["tts"]) == {"sft", "gspo_segment_window", sweep}
     assert set(tables["se"]["se"]) == {"sft", "gspo", "gspo-pesq"}
-    assert set(tables["segment_gspo"]["tts"]) == {"gspo_segment_window"}
+    assert set(tables["segment_gspo"]["tts"]) == {"gspo_segment_window", sweep}
     # audio examples: the noisy input and the clean reference exist whatever the tiny model emitted
     html = (rep / "index.html").read_text()
+    assert "GSPO-segment (window) [W=2]" in html  # the sweep row, named by its option
     assert "<audio" in html and any((rep / "audio" / "se").glob("*.wav"))
 
 

@@ -1,7 +1,9 @@
 # Shared names, the experiment grid and input functions (no rules here).
-# Systems (speechrl.systems): base, sft, sft_more (control), <preset>, <preset>-<reward> (reward ablation).
+# Systems (speechrl.systems): base, sft, sft_more (control), <preset>, <preset>-<reward> (reward ablation),
+# <preset>@<option>=<value> (segmenter sweep).
 # Each task has its own settings (speechrl.config.slices.task_config: the top level, then the task's defaults in
 # speechrl.tasks, then tasks.<task>); its grid (algorithms, seeds, ablation) comes from them.
+import re
 import sys
 from pathlib import Path
 
@@ -41,8 +43,17 @@ def ablation(task):
     return [f"{s['ablation_algorithm']}-{r}" for r in s["ablation_rewards"]]
 
 
+def segmenter_sweep(task):
+    return TASK_CFG[task]["suite"].get("segmenter_sweep", [])
+
+
 def rl_systems(task):
-    return list(dict.fromkeys(algorithms(task) + ablation(task)))
+    return list(dict.fromkeys(algorithms(task) + ablation(task) + segmenter_sweep(task)))
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names (a sweep system holds '.', e.g. tau=0.5)."""
+    return "|".join(map(re.escape, names))
 
 
 def systems(task):
@@ -57,8 +68,8 @@ TOKENIZED = [t for t in TASKS if TASK_REGISTRY.get(t).tokenized]
 wildcard_constraints:
     task="|".join(TASKS),
     group="|".join(MODEL_GROUPS),
-    rlsys="|".join(RL_SYSTEMS) or "^$",
-    system="|".join(ALL_SYSTEMS),
+    rlsys=one_of(RL_SYSTEMS) or "^$",
+    system=one_of(ALL_SYSTEMS),
     seed=r"\d+",
 
 

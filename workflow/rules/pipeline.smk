@@ -43,7 +43,7 @@ rule config_slice:
         name=slice_name,
     wildcard_constraints:
         scope="|".join([*TASKS, "models"]),
-        slice="|".join(sorted({s for ss in TASK_SLICES.values() for s in ss} | set(MODEL_GROUPS))),
+        slice=one_of(sorted({s for ss in TASK_SLICES.values() for s in ss} | set(MODEL_GROUPS))),
     conda:
         ENV
     log:

@@ -168,10 +168,20 @@ _preset(Algorithm(
 
 
 def resolve(name: str, rl: Any) -> Algorithm:
-    """The preset ``name`` with non-empty overrides from the RL config section applied."""
+    """The preset ``name`` with non-empty overrides from the RL config section applied.
+
+    ``rl.segmenter_opts`` reaches a preset whose segmenter takes the option (``window`` the fixed windows,
+    ``tau`` the log-prob jumps, ``delta`` the token-id jumps); other presets ignore it."""
+    from speechrl.algos.segmenters import segmenter_options
+
     algo = PRESETS.get(name)
     overrides: dict[str, Any] = {k: getattr(rl, k) for k in ("beta", "loss_agg") if getattr(rl, k, None) is not None}
     eps = {k: getattr(rl, k) for k in ("eps_low", "eps_high") if getattr(rl, k, None) is not None}
     if eps:
         overrides["loss_opts"] = {**algo.loss_opts, **eps}
+    if algo.segmenter and getattr(rl, "segmenter_opts", None):
+        takes = segmenter_options(algo.segmenter)
+        opts = {k: takes[k](v) for k, v in rl.segmenter_opts.items() if k in takes}
+        if opts:
+            overrides["segmenter_opts"] = {**algo.segmenter_opts, **opts}
     return replace(algo, **overrides)

@@ -18,9 +18,14 @@ loop over tokens.
 Defaults: the segment-level GSPO research note (2026) gives no values for W / tau / delta (it tried
 W-windows on Llasa-1B); the
 defaults below are starting points, not paper settings: W = 4, tau = 1.0 nat, delta = 1024 ids.
+A segmenter's options are its keyword-only parameters (:func:`segmenter_options`); ``rl.segmenter_opts``
+overrides them and ``suite.segmenter_sweep`` trains one system per value (``gspo_segment_window@window=16``).
 """
 
 from __future__ import annotations
+
+import inspect
+import math
 
 import torch
 
@@ -28,6 +33,31 @@ from speechrl.algos._checks import matrix
 from speechrl.registry import Registry
 
 SEGMENTERS: Registry = Registry("segmenter")
+
+OPTION_MINIMUM = {"window": 1, "tau": 0.0, "delta": 0}
+"""Smallest valid value of each segmenter option (``window`` and ``delta`` are integers)."""
+
+
+def segmenter_options(name: str) -> dict[str, type]:
+    """The options segmenter ``name`` takes, with their types: its keyword-only parameters (``{"window": int}``)."""
+    params = inspect.signature(SEGMENTERS.get(name)).parameters.values()
+    return {p.name: type(p.default) for p in params if p.kind is p.KEYWORD_ONLY}
+
+
+def all_options() -> dict[str, type]:
+    """Every option some registered segmenter takes -> its type."""
+    return {k: t for name in SEGMENTERS.names() for k, t in segmenter_options(name).items()}
+
+
+def check_option(key: str, value: float, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` unless ``key`` is a segmenter option and ``value`` valid for it."""
+    options = all_options()
+    if key not in options:
+        takes = "; ".join(f"{n}: {', '.join(segmenter_options(n))}" for n in SEGMENTERS.names())
+        raise ValueError(f"{where}: unknown segmenter option {key!r}; the segmenters take {takes}")
+    if not math.isfinite(value) or value < OPTION_MINIMUM.get(key, -math.inf) or (options[key] is int and value != int(value)):
+        kind = "an integer" if options[key] is int else "a number"
+        raise ValueError(f"{where}: {key}={value:g} must be {kind} >= {OPTION_MINIMUM.get(key, '-inf')}")
 
 
 def _from_jumps(jump: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

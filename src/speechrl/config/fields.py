@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from speechrl.config.errors import ConfigError
+from speechrl.config.slices import SWEEP_SYSTEM
 
 # Papers cited by ``paper=`` (author, year, arXiv id).
 GRPO_SALLM = "GRPO-SALLM (Elmakies et al. 2025, arXiv 2509.16990)"
@@ -225,6 +226,7 @@ class RLConfig:
     eps_low: Optional[float] = opt(None, "Lower clip range of the ratio; empty = the preset's.", ge=0)
     eps_high: Optional[float] = opt(None, "Upper clip range of the ratio; empty = the preset's.", ge=0)
     loss_agg: Optional[str] = opt(None, "Loss aggregation; empty = the preset's.", choices=["token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm", "seq-mean-segment-mean"])
+    segmenter_opts: dict[str, float] = opt({}, "Segmenter options of segment-level GSPO, merged over the preset's: window (tokens per fixed window W, gspo_segment_window), tau (log-prob jump in nats, gspo_segment_logprob), delta (token-id jump, gspo_segment_tokenid); a preset whose segmenter takes no such option ignores it (the RL slice still holds it, so its jobs rerun when it changes); empty = the presets' W 4, tau 1.0, delta 1024.", paper="segment-level GSPO research note (2026): no values given")
     max_sample_batches: int = opt(4, "Dynamic sampling (dapo): most rollout batches drawn per update while refilling dropped zero-variance groups.", ge=1, paper=f"{DAPO}; verl max_num_gen_batches")
     temperature: float = opt(1.0, "Sampling temperature of training rollouts.", gt=0, paper=f"{GRPO_SALLM}: T=1 in training")
     top_p: float = opt(1.0, "Nucleus sampling of training rollouts.", gt=0, le=1)
@@ -242,6 +244,7 @@ class SuiteConfig:
     ablation_rewards: list[str] = opt([], "Reward ablation: one extra RL system '<ablation_algorithm>-<reward>' per reward here, trained on that reward alone.", choices="registry:reward", paper=f"{GRPO_SALLM}: BLEU / ROUGE / METEOR / BERTScore rewards")
     ablation_algorithm: str = opt("grpo", "Algorithm preset of the reward ablation.", choices="registry:preset")
     ablation_tasks: list[str] = opt(["sqa"], "Tasks the reward ablation runs on.", choices="registry:task")
+    segmenter_sweep: list[str] = opt([], "Extra RL systems '<preset>@<option>=<value>': a segment-level GSPO preset with one segmenter option changed (window, tau or delta, see rl.segmenter_opts; the value a plain decimal), trained with rl.rewards on every seed and shown beside its preset in the segment_gspo table; e.g. [gspo_segment_window@window=16, gspo_segment_logprob@tau=2].", paper="segment-level GSPO research note (2026): W-windows tried on Llasa-1B")
 
 
 @dataclass
@@ -334,6 +337,12 @@ class Config:
             raise ConfigError(f"report.decoding='{self.report.decoding}' is not among evaluate.decodings={self.evaluate.decodings}; add it there or change report.decoding")
         if len(set(self.suite.seeds)) != len(self.suite.seeds) or not self.suite.seeds:
             raise ConfigError(f"suite.seeds={self.suite.seeds}: give one or more distinct seeds, e.g. [0, 1, 2]")
+        for name in self.suite.segmenter_sweep:
+            if not SWEEP_SYSTEM.fullmatch(name):
+                raise ConfigError(f"suite.segmenter_sweep: {name!r} is not '<preset>@<option>=<value>' with a plain decimal "
+                                  "value, e.g. gspo_segment_window@window=16 or gspo_segment_logprob@tau=0.5")
+        if len(set(self.suite.segmenter_sweep)) != len(self.suite.segmenter_sweep):
+            raise ConfigError(f"suite.segmenter_sweep has duplicates: {self.suite.segmenter_sweep}")
         groups = self.rl.prompts_per_step
         if groups % self.rl.minibatches:
             raise ConfigError(f"rl.minibatches={self.rl.minibatches} must divide rl.prompts_per_step={groups} (minibatches hold whole groups)")

@@ -19,7 +19,7 @@ import yaml
 
 from speechrl.config.errors import ConfigError
 from speechrl.config.fields import Config
-from speechrl.config.slices import merge, select, task_config
+from speechrl.config.slices import merge, rl_system_parts, select, task_config
 
 __all__ = ["ConfigError", "deep_merge", "dump_config", "from_dict", "load_config", "parse_config", "slice_config", "task_cfg"]
 
@@ -161,6 +161,8 @@ def parse_config(data: dict[str, Any] | None, *, registries: bool = True, tasks:
     DAG (the JSON schema it validates against lists the registry names)."""
     cfg = from_dict(Config, data or {}, registries=registries)
     cfg.check()
+    if registries:
+        check_segmenters(cfg)
     # A suite config (it lists data.tasks) holds every task's settings: each task's own config (top level < task
     # defaults < tasks.<task>) must hold too. A job's config slice names no tasks: it is one task's config already,
     # checked against its task by the job (speechrl.cli).
@@ -170,6 +172,7 @@ def parse_config(data: dict[str, Any] | None, *, registries: bool = True, tasks:
             tc = from_dict(Config, task_config(data or {}, task), registries=registries)
             tc.check()
             if registries:
+                check_segmenters(tc)
                 from speechrl.tasks.checks import check_task
 
                 check_task(tc, task)
@@ -178,6 +181,33 @@ def parse_config(data: dict[str, Any] | None, *, registries: bool = True, tasks:
         except ConfigError as e:
             raise ConfigError(f"task '{task}' (its settings: the top level, its defaults, tasks.{task}): {e}") from None
     return cfg
+
+
+def check_segmenters(cfg: Config) -> None:
+    """``rl.segmenter_opts`` and ``suite.segmenter_sweep`` name options the segmenters take, with valid values, and
+    each sweep system's preset has a segmenter that takes its option (imports the algorithm registries)."""
+    from speechrl.algos import PRESETS
+    from speechrl.algos.segmenters import check_option, segmenter_options
+
+    try:
+        for key, value in cfg.rl.segmenter_opts.items():
+            check_option(key, value, f"rl.segmenter_opts.{key}")
+        for name in cfg.suite.segmenter_sweep:
+            preset, _, options = rl_system_parts(name)
+            where = f"suite.segmenter_sweep: {name!r}"
+            algo = PRESETS.get(preset)
+            if not algo.segmenter:
+                segmented = [n for n in PRESETS.names() if PRESETS.get(n).segmenter]
+                raise ConfigError(f"{where}: preset {preset!r} has no segmenter; sweep one of: {', '.join(segmented)}")
+            for key, value in options.items():
+                takes = segmenter_options(algo.segmenter)
+                if key not in takes:
+                    raise ConfigError(f"{where}: the segmenter of {preset} ({algo.segmenter}) takes {', '.join(takes)}, not {key!r}")
+                check_option(key, value, where)
+    except KeyError as e:  # an unknown preset: the message lists the valid ones
+        raise ConfigError(f"suite.segmenter_sweep: {e}") from None
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def task_cfg(cfg: Config, task: str, *, registries: bool = True) -> Config:

@@ -18,9 +18,11 @@ key read outside the slice, and checks that every top-level config entry is clai
 slice or listed in :data:`NOT_READ_BY_JOBS`.
 
 Slice names: ``tracking``, ``data``, ``tokenize``, ``init_model``, ``sft``, ``sft_more``, ``evaluate``, and
-``rl-<system>`` per RL system (``rl-grpo``, ``rl-grpo-rouge_l`` for the reward ablation): the RL
+``rl-<system>`` per RL system (``rl-grpo``, ``rl-grpo-rouge_l`` for the reward ablation,
+``rl-gspo_segment_window@window=16`` for the segmenter sweep; :func:`rl_system_parts`): the RL
 slice holds ``rl.*`` with ``rl.algorithms`` set to that system's preset alone (and, for an ablation
-system, ``rl.rewards`` set to its single reward), so each RL job's config names its own algorithm.
+system, ``rl.rewards`` set to its single reward; for a sweep system, its option in
+``rl.segmenter_opts``), so each RL job's config names its own algorithm.
 The report reads the whole resolved config (``results/config.yaml``).
 
 Standard library only: the Snakefile imports it when it builds the DAG.
@@ -30,7 +32,21 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from typing import Any
+
+SWEEP_SYSTEM = re.compile(r"[a-z0-9_]+@[a-z_]+=\d+(\.\d+)?")
+"""A system of ``suite.segmenter_sweep``: ``<preset>@<option>=<value>`` (a plain decimal: no sign, no exponent,
+so the name never holds the ``-`` that separates a reward or the two sides of a paired difference)."""
+
+
+def rl_system_parts(system: str) -> tuple[str, str | None, dict[str, float]]:
+    """``<preset>[-<reward>][@<option>=<value>]`` -> (preset, the ablation's reward or None, {option: value})."""
+    base, _, variant = system.partition("@")
+    algorithm, _, reward = base.partition("-")
+    key, _, value = variant.partition("=")
+    return algorithm, reward or None, ({key: float(value)} if variant else {})
+
 
 # Keys read by the model / training code of every job that loads audio and a checkpoint.
 _DATA_IO = ("data.sample_rate", "data.max_audio_seconds", "data.source", "data.on_bad_sample")
@@ -165,9 +181,11 @@ def select(config: dict[str, Any], name: str) -> dict[str, Any]:
     if decodings and "decoding" not in out.get("report", {}):
         out.setdefault("report", {})["decoding"] = decodings[0]
     if name.startswith("rl-"):
-        algorithm, _, reward = name[3:].partition("-")
+        algorithm, reward, options = rl_system_parts(name[3:])
         rl = out.setdefault("rl", {})
         rl["algorithms"] = [algorithm]
         if reward:  # reward ablation: that preset trained on this reward alone
             rl["rewards"] = {reward: 1.0}
+        if options:  # segmenter sweep: that preset with this option
+            rl["segmenter_opts"] = {**rl.get("segmenter_opts", {}), **options}
     return out

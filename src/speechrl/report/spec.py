@@ -36,6 +36,8 @@ class TaskSpec:
     """The RL algorithms trained with the composite reward (``rl.algorithms``); the first is the main one."""
     ablation: tuple[str, tuple[str, ...]] | None = None
     """``(algorithm, its single-reward systems "<algorithm>-<reward>")`` when the task runs the reward ablation."""
+    sweep: tuple[str, ...] = ()
+    """The segmenter-sweep systems ``<preset>@<option>=<value>`` (``suite.segmenter_sweep``)."""
     rewards: dict[str, float] = field(default_factory=dict)
     """The composite reward's weights (``rl.rewards``), for table notes."""
     tables: tuple[str, ...] = DEFAULT_TABLES
@@ -79,7 +81,7 @@ def task_specs(cfg: "Config", tasks: list[str] | None = None) -> dict[str, TaskS
         out[task] = TaskSpec.for_task(
             task, decoding=tc.report.decoding, metrics=tuple(tc.evaluate.metrics),
             system_order=(*tc.report.systems, CONTROL, *tc.rl.algorithms), rl_systems=tuple(tc.rl.algorithms),
-            ablation=ablation, rewards=dict(tc.rl.rewards), paper=tc.report.paper_numbers)
+            ablation=ablation, sweep=tuple(s.segmenter_sweep), rewards=dict(tc.rl.rewards), paper=tc.report.paper_numbers)
     return out
 
 

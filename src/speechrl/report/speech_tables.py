@@ -64,15 +64,18 @@ def segment_gspo_tables(inp: TableInput) -> list[Table]:
     """Final test scores of the GSPO-family systems, then their paired differences vs GRPO and vs GSPO."""
     spec = inp.spec
     grid, cis = inp.grid()
-    rl = [s for s in grid if s in SEGMENT_SYSTEMS or s in spec.rl_systems]
+    rl = [s for s in grid if s in SEGMENT_SYSTEMS or s in spec.rl_systems or s in spec.sweep]
     cols = measured(subset(grid, rl), SEGMENT_COLUMNS)
     if not rl or not cols:
         return []
-    order = [*SEGMENT_SYSTEMS, *spec.rl_systems]
+    # each sweep system right after its preset
+    order = [x for p in dict.fromkeys([*SEGMENT_SYSTEMS, *spec.rl_systems, *spec.sweep])
+             for x in (p, *(v for v in spec.sweep if v.partition("@")[0] == p))]
     tables = [build_table("segment_gspo", f"Segment-level GSPO and the GSPO family: final test scores, {inp.decoding} decoding",
                           {inp.task: subset(grid, rl)}, order, cols, inp.notes, {inp.task: subset(cis, rl)}, compare=False,
                           note=(f"RL from SFT with the reward {_reward_text(spec.rewards)}. GSPO-segment: the sequence ratio "
-                                "per segment (fixed window, log-prob jumps or token-id jumps). " + SCALES
+                                "per segment (fixed window W, log-prob jumps over tau nats, or token-id jumps over delta); "
+                                "[W=16]: that preset with the segmenter option changed (suite.segmenter_sweep). " + SCALES
                                 + f" Setting mirrored: {inp.setting or 'none'}."))]
     for ref in ("grpo", "gspo"):
         others = [s for s in order_systems(rl, order) if s != ref]

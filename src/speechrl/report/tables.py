@@ -51,13 +51,22 @@ def task_name(t: str) -> str:
     return f"{title}, {model}" if model else title
 
 
+OPTION_NAMES = {"window": "W", "tau": "τ", "delta": "δ"}
+"""Segmenter options as the segment-level GSPO note writes them."""
+
+
 def system_name(s: str) -> str:
-    """``base`` -> Base, ``sft`` -> SFT, RL algorithms upper-cased (grpo -> GRPO), ``grpo-meteor`` -> GRPO (METEOR reward)."""
+    """``base`` -> Base, ``sft`` -> SFT, RL algorithms upper-cased (grpo -> GRPO), ``grpo-meteor`` -> GRPO (METEOR reward),
+    ``gspo_segment_window@window=16`` -> GSPO-segment (window) [W=16]."""
     if s in SYSTEM_NAMES:
         return SYSTEM_NAMES[s]
     if s.startswith("diff:"):
         a, _, b = s[5:].partition("-")
         return f"{system_name(a)} − {system_name(b)}"
+    if "@" in s:  # segmenter sweep: gspo_segment_window@window=16 -> GSPO-segment (window) [W=16]
+        base, _, option = s.partition("@")
+        key, _, value = option.partition("=")
+        return f"{system_name(base)} [{OPTION_NAMES.get(key, key)}={value}]"
     algo, _, reward = s.partition("-")
     return f"{algo.upper()} ({metric_name(reward)} reward)" if reward else s.upper()
 
