@@ -333,20 +333,24 @@ def cmd_rl(a: argparse.Namespace, cfg: Config) -> None:
     from speechrl.training.data import load_job_data, write_skipped
     from speechrl.training.rl import train_rl
 
-    from speechrl.systems import parse_system
+    from speechrl.rewards import check_references
+    from speechrl.systems import parse_system, system_config
 
     data, start = Path(a.data), time.time()
     system = parse_system(a.algo)
     if system.kind != "rl":
-        raise ConfigError(f"--algo {a.algo}: not an RL system; give a preset name or <preset>-<reward>")
-    if system.reward:
-        cfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, rewards={system.reward: 1.0}))
+        raise ConfigError(f"--algo {a.algo}: not an RL system; give a preset name, <preset>-<reward> or <preset>@<option>=<value>")
+    cfg = system_config(cfg, system)
     algo = resolve(system.algorithm, cfg.rl)
     model, proc = _load(cfg, a.model)
     if cfg.model.lora.enabled:
         model = apply_lora(model, cfg.model.lora)
     splits, skipped = load_job_data(data, ("train",), proc, cfg, tokens_dir=a.tokens)
     train = splits["train"]
+    try:
+        check_references(list(cfg.rl.rewards), [s.example for s in train], "rl.rewards")
+    except ValueError as e:
+        raise ConfigError(f"{data / 'train.jsonl'}: {e}") from None
     log.info(f"[rl {a.task} {a.algo}] {algo}")
     inputs = [data, Path(a.model), *([Path(a.tokens)] if a.tokens else [])]
     with _outputs(a, cfg, "rl", f"rl:{a.task}:{a.algo}:s{cfg.seed}", inputs, checkpoint=True) as o:
@@ -467,10 +471,10 @@ def _check_task(a: argparse.Namespace, cfg: Config) -> None:
 
     TASKS.get(a.task)
     parts = _TASK_PARTS.get(a.cmd.replace("-", "_"), ())
-    if a.cmd == "rl" and "-" in a.algo:  # the reward ablation trains on <reward> alone
-        from speechrl.systems import parse_system
+    if a.cmd == "rl":  # the reward ablation trains on <reward> alone
+        from speechrl.systems import parse_system, system_config
 
-        cfg = dataclasses.replace(cfg, rl=dataclasses.replace(cfg.rl, rewards={parse_system(a.algo).reward: 1.0}))
+        cfg = system_config(cfg, parse_system(a.algo))
     if parts:
         check_task(cfg, a.task, parts)
 

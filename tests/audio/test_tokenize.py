@@ -118,6 +118,21 @@ def test_missing_field_and_wrong_rate_are_bad_samples(tmp_path, codec):
     assert "field 'clean_audio' missing (id=c)" in reasons[0] and "sample rate 8000 Hz, expected 16000 Hz" in reasons[1]
 
 
+def test_a_test_example_without_a_clean_reference_keeps_its_input(tmp_path, codec):
+    """DNS2020's real recordings have no clean file: in the test split the row keeps its input alone (counted);
+    in train / valid a missing target is still a bad sample (SFT and RL need it)."""
+    data = make_dataset(tmp_path / "data")
+    for split in ("test", "valid"):
+        row = json.loads((data / f"{split}.jsonl").read_text())
+        del row["extra"]["clean_audio"]
+        (data / f"{split}.jsonl").write_text(json.dumps(row) + "\n")
+    stats = tokenize_dataset(data, tmp_path / "tok", codec, SE_FIELDS, "skip")
+    test = json.loads((tmp_path / "tok/test.jsonl").read_text())
+    assert set(test) == {"id", "input"} and test["input"] == codec.encode(load_audio(data / "wavs/d.wav"), 16000)
+    assert stats["examples"] == {"train": 2, "valid": 0, "test": 1} and stats["no_target"] == 1 and stats["skipped"] == 1
+    assert stats["tokens"]["target"]["total"] == sum(len(json.loads(x)["target"]) for x in (tmp_path / "tok/train.jsonl").read_text().splitlines())
+
+
 def test_clipped_audio_is_kept_and_counted(tmp_path, codec):
     data = make_dataset(tmp_path / "data")
     sf.write(data / "wavs/b.clean.wav", np.clip(voiced(0.6) * 5, -1, 1), 16000, subtype="PCM_16")

@@ -231,3 +231,18 @@ def test_asr_cer_reuses_the_asr_wer_transcripts(tmp_path, monkeypatch) -> None:
         assert cer[i] >= 0.8, (texts[i], got[i])
     edits = [R._best(got[i], [texts[i]], "char") for i in range(3)]
     assert corpus == pytest.approx(100 * (1 - sum(e for e, _ in edits) / sum(n for _, n in edits)))
+
+
+def test_a_reward_that_needs_transcripts_refuses_examples_without_them():
+    from types import SimpleNamespace
+
+    from speechrl.rewards import REWARDS, check_references
+
+    assert not any(REWARDS.get(n).references for n in ("dnsmos_ovrl", "utmos", "pesq", "stoi", "si_sdr"))
+    assert REWARDS.get("asr_wer").references and REWARDS.get("bleu").references
+    examples = [SimpleNamespace(id="a", extra={"has_transcript": True}), SimpleNamespace(id="b", extra={"has_transcript": False})]
+    check_references(["dnsmos_ovrl", "pesq"], examples, "rl.rewards")  # reference-free: fine
+    check_references(["asr_wer"], examples[:1], "rl.rewards")
+    with pytest.raises(ValueError, match=r"rl.rewards: asr_wer compare\(s\) the output with the transcript, but 1 of 2 "
+                                         r"examples have none \(first: b\); remove asr_wer from rl.rewards"):
+        check_references(["dnsmos_ovrl", "asr_wer"], examples, "rl.rewards")

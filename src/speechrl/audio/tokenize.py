@@ -15,7 +15,10 @@ sample with ``on_bad_sample="error"``, writes nothing:
 * ``stats.json``: the returned stats.
 
 A manifest field is ``audio`` or a key of ``extra`` holding a path; relative paths are resolved
-against ``data_dir``. Audio is read with :func:`speechrl.audio.io.load_audio` (so a file at a rate
+against ``data_dir``. In the test split the ``target`` field may be absent (DNS2020's real recordings
+have no clean reference; nothing trains on the test split): such a row has no ``target`` and is
+counted in ``stats["no_target"]``; its inputs are still required (a task whose only field is the target
+still needs it). Audio is read with :func:`speechrl.audio.io.load_audio` (so a file at a rate
 other than ``sample_rate``, NaN samples or a float file outside [-1, 1] is refused there, and
 multi-channel files are downmixed) and encoded with ``codec.encode``. A bad manifest line, a
 missing field, unreadable audio or a :class:`~speechrl.audio.codecs.CodecError` (too short,
@@ -100,6 +103,7 @@ def tokenize_dataset(data_dir: str | Path, out_dir: str | Path, codec: AudioCode
     lengths: dict[str, list[int]] = {k: [] for k in fields}
     seconds = dict.fromkeys(fields, 0.0)
     clipped = dict.fromkeys(fields, 0)
+    no_target = 0
 
     def bad(sample: BadSample) -> None:
         if on_bad_sample == "error":
@@ -119,6 +123,9 @@ def tokenize_dataset(data_dir: str | Path, out_dir: str | Path, codec: AudioCode
             row: dict[str, Any] = {"id": item.id}
             try:
                 for key, field in fields.items():
+                    if split == "test" and key == "target" and len(fields) > 1 and field != "audio" and field not in item.extra:
+                        no_target += 1  # evaluated on its input alone (reference-free metrics)
+                        continue
                     path = field_path(item, field, data_dir)
                     wav = load_audio(path, sample_rate, max_seconds, context=item.id)
                     ids = codec.encode(wav, sample_rate, where=f"{path} ({item.id})")
@@ -129,7 +136,8 @@ def tokenize_dataset(data_dir: str | Path, out_dir: str | Path, codec: AudioCode
                 bad(BadSample(str(manifest), line, item.id, f"id={item.id}: {key} ({field}): {e}"))
                 continue
             for key in fields:
-                lengths[key].append(len(row[key]))
+                if key in row:
+                    lengths[key].append(len(row[key]))
             rows[split].append(row)
     kept = sum(len(r) for r in rows.values())
     if kept == 0:
@@ -144,6 +152,7 @@ def tokenize_dataset(data_dir: str | Path, out_dir: str | Path, codec: AudioCode
         "audio_seconds": {k: round(v, 3) for k, v in seconds.items()},
         "clipped": clipped,
         "skipped": len(skipped),
+        "no_target": no_target,
         "skipped_by_split": {s: sum(b.file == str(data_dir / f"{s}.jsonl") for b in skipped) for s in SPLITS},
         "seconds": round(time.perf_counter() - start, 3),
     }

@@ -16,6 +16,6 @@ from speechrl.rewards import text as _text  # noqa: F401  (registers the text sc
 from speechrl.rewards import asr as _asr, audio as _audio  # noqa: F401  (registers dnsmos_*, utmos, asr_wer, wer, cer)
 from speechrl.rewards import embedding as _embedding, reasoning as _reasoning  # noqa: F401,E401  (embedding_cosine, mc_accuracy, format)
 from speechrl.rewards import enhancement as _enhancement  # noqa: F401  (registers pesq, stoi, si_sdr)
-from speechrl.rewards.base import REWARDS, Scorer, check_inputs, combine, register, score_both, score_corpus, score_samples
+from speechrl.rewards.base import REWARDS, Scorer, check_inputs, check_references, combine, register, score_both, score_corpus, score_samples
 
-__all__ = ["REWARDS", "Scorer", "check_inputs", "combine", "register", "score_both", "score_corpus", "score_samples"]
+__all__ = ["REWARDS", "Scorer", "check_inputs", "check_references", "combine", "register", "score_both", "score_corpus", "score_samples"]

@@ -39,6 +39,18 @@ def register(scorer: Scorer) -> Scorer:
     return REWARDS.register(scorer.name)(scorer)
 
 
+def check_references(names: Sequence[str], examples: Sequence[Any], key: str) -> None:
+    """Raise ``ValueError`` when a scorer of ``names`` that compares with the references meets examples without
+    real ones (``extra.has_transcript`` false: DNS2020 without transcripts); they would score ``None`` (a NaN
+    reward, dropped) silently. ``key``: the config key that named the scorers."""
+    lacking = [e.id for e in examples if (getattr(e, "extra", None) or {}).get("has_transcript") is False]
+    users = [n for n in names if REWARDS.get(n).references]
+    if lacking and users:
+        raise ValueError(f"{key}: {', '.join(users)} compare(s) the output with the transcript, but {len(lacking)} of "
+                         f"{len(examples)} examples have none (first: {lacking[0]}); remove {', '.join(users)} from {key} "
+                         "or give the transcripts (data.hub.dns2020_transcripts)")
+
+
 def check_inputs(hyps: Sequence[str], refs: Refs) -> list[list[str]]:
     """Validate a batch and return ``refs`` as lists of strings.
 

@@ -238,7 +238,7 @@ def _scorer(name: str, reward: Callable[[float], float], corpus_scale: float, de
 
     sample.__name__ = sample.__qualname__ = f"{name}_sample"
     corpus.__name__ = corpus.__qualname__ = f"{name}_corpus"
-    return Scorer(name=name, sample=sample, corpus=corpus, columns=("audio", "clean_audio"),
+    return Scorer(name=name, sample=sample, corpus=corpus, columns=("audio", "clean_audio"), references=False,
                   file_columns=("audio", "clean_audio"), description=description)
 
 

@@ -31,5 +31,9 @@ class Scorer:
     """False for scorers whose result is not a function of (hypothesis, references, columns)."""
     file_columns: tuple[str, ...] = ()
     """Columns whose path values are cached by the file's *content* (sha1 of its bytes), not its name."""
+    references: bool = True
+    """Compares the output with the references (text, or a transcript for ASR-WER); False for reference-free
+    (DNSMOS, UTMOS) and clean-audio (PESQ, STOI, SI-SDR) metrics. Such a scorer needs real references:
+    :func:`check_references`."""
     settings: tuple[str, ...] = ()
     """Environment variables that choose the scorer's model or back-end; their values are part of the cache key."""
