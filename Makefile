@@ -8,6 +8,8 @@ export OMP_NUM_THREADS ?= 1
 export PYTHONUNBUFFERED := 1
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.venv/torch_extensions
 CORES ?= 2
+# pytest workers (pytest-xdist; one module per worker at a time, tests/conftest.py); 0 runs in this process
+TEST_WORKERS ?= 2
 
 .PHONY: setup run run-quick test test-fast lint schema clean
 
@@ -25,10 +27,10 @@ run-quick: setup
 	echo "[run-quick] finished in $$(( $$(date +%s) - start )) s: results-quick/report/index.html"
 
 test: setup
-	pytest $(ARGS)
+	pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
 
 test-fast: setup
-	pytest -m "not slow" $(ARGS)
+	pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(ARGS)
 
 lint: setup
 	snakemake --lint

@@ -66,6 +66,18 @@ def tiny_model_dir(session_dir: Path, tiny_data: dict[str, Path]) -> Path:
     return out
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Scheduling under ``pytest -n 2 --dist loadgroup`` (``make test``): each module is one group, so a
+    module-scoped fixture (a workflow run) is built once, on one worker; modules that share a group name
+    (the SLURM tests: one cluster on this machine at a time) run one after the other on one worker, and
+    go first: they mostly wait on SLURM's status checks while the other worker runs the rest."""
+    for item in items:
+        if not any(item.iter_markers("xdist_group")):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
+    items.sort(key=lambda item: not any(m.args[:1] == ("slurm",) for m in item.iter_markers("xdist_group")))
+
+
 def run_snakemake(workdir: Path, configfile: Path, *args: str, timeout: int = 900):
     """`snakemake` on this repository's Snakefile in ``workdir`` with ``configfile``, 2 cores, no MLflow server."""
     import subprocess
