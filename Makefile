@@ -8,7 +8,7 @@ export OMP_NUM_THREADS ?= 1
 export PYTHONUNBUFFERED := 1
 export TORCH_EXTENSIONS_DIR ?= $(CURDIR)/.venv/torch_extensions
 CORES ?= 2
-# pytest workers (pytest-xdist; one module per worker at a time, tests/conftest.py); 0 runs in this process
+# pytest workers (pytest-xdist: one test module per worker at a time, scheduled by tests/conftest.py); 0 = no workers
 TEST_WORKERS ?= 2
 
 .PHONY: setup run run-quick test test-fast lint schema clean
@@ -27,10 +27,10 @@ run-quick: setup
 	echo "[run-quick] finished in $$(( $$(date +%s) - start )) s: results-quick/report/index.html"
 
 test: setup
-	pytest -n $(TEST_WORKERS) --dist loadgroup $(ARGS)
+	pytest -n $(TEST_WORKERS) $(ARGS)
 
 test-fast: setup
-	pytest -n $(TEST_WORKERS) --dist loadgroup -m "not slow" $(ARGS)
+	pytest -n $(TEST_WORKERS) -m "not slow" $(ARGS)
 
 lint: setup
 	snakemake --lint

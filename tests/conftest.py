@@ -66,16 +66,43 @@ def tiny_model_dir(session_dir: Path, tiny_data: dict[str, Path]) -> Path:
     return out
 
 
-@pytest.hookimpl(tryfirst=True)
+# `make test` runs `pytest -n 2` (pytest-xdist) with the scheduler below: one work unit per test module, so a
+# module-scoped fixture (a workflow run) is built once, on one worker; the two SLURM modules form one unit (one
+# test cluster on this machine at a time). Units go out longest first (LPT: the SLURM runs, mostly waiting on
+# status checks, start while the other worker does the rest). A stale list only costs time.
+SLURM_MODULES = ("tests/workflow/test_slurm.py", "tests/workflow/test_slurm_preempt.py")
+LONGEST_FIRST = ("slurm", "tests/workflow/test_workflow.py", "tests/workflow/test_speech_workflow.py",
+                 "tests/workflow/test_resume_workflow.py", "tests/workflow/test_rerun_matrix.py",
+                 "tests/training/test_backend_parity.py", "tests/workflow/test_site.py",
+                 "tests/workflow/test_experiments_speech.py")
+
+
+def _unit(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return "slurm" if path in SLURM_MODULES else path
+
+
+def _rank(unit: str) -> int:
+    return LONGEST_FIRST.index(unit) if unit in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """pytest-xdist's per-module scheduling (loadscope) with the SLURM modules as one unit, in collection order
+    (:func:`pytest_collection_modifyitems` puts the longest units first). (``--dist loadgroup`` would do this with
+    ``xdist_group`` marks, but xdist 3.8 cannot tag test ids under pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _unit(nodeid)
+
+    config.option.loadscopereorder = False
+    return ModuleScheduling(config, log)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Scheduling under ``pytest -n 2 --dist loadgroup`` (``make test``): each module is one group, so a
-    module-scoped fixture (a workflow run) is built once, on one worker; modules that share a group name
-    (the SLURM tests: one cluster on this machine at a time) run one after the other on one worker, and
-    go first: they mostly wait on SLURM's status checks while the other worker runs the rest."""
-    for item in items:
-        if not any(item.iter_markers("xdist_group")):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__ if item.module else item.nodeid))
-    items.sort(key=lambda item: not any(m.args[:1] == ("slurm",) for m in item.iter_markers("xdist_group")))
+    items.sort(key=lambda item: _rank(_unit(item.nodeid)))  # stable: file order within and after the ranked units
 
 
 def run_snakemake(workdir: Path, configfile: Path, *args: str, timeout: int = 900):

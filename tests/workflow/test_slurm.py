@@ -31,7 +31,7 @@ BIN = Path(sys.executable).parent
 HERE = ROOT / "tests" / "workflow"
 SUBMITTED = re.compile(r"Job (\d+) has been submitted with SLURM jobid (\d+) \(log: (\S+)\)\.")
 
-pytestmark = [pytest.mark.slurm, pytest.mark.workflow, pytest.mark.xdist_group("slurm")]  # one cluster at a time
+pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 
 def snakemake_slurm(workdir: Path, configs: list[str], site: str, *args: str) -> "Run":

@@ -39,7 +39,7 @@ STEPS = 30
 OVERLAY = {"rl": {"steps": STEPS, "log_every": 1}, "train": {"checkpoint_every": 0, "checkpoint_minutes": 0}}
 SUBMITTED = re.compile(r"has been submitted with SLURM jobid (\d+) \(log: (\S+)\)")
 
-pytestmark = [pytest.mark.slurm, pytest.mark.workflow, pytest.mark.xdist_group("slurm")]  # one cluster at a time
+pytestmark = [pytest.mark.slurm, pytest.mark.workflow]
 
 
 @pytest.fixture(scope="module")
