@@ -181,6 +181,19 @@ def site_job(kind):
             "rdzv_port": cl.get("rdzv_port", 29500)}
 
 
+# Start order among jobs that are ready at once: the stages that open the longest chains first (data ->
+# tokenize / model -> SFT -> RL / control -> evaluation -> report). Without it Snakemake may run one task's
+# RL and evaluations while another task's SFT, the head of a long chain, waits, and the tail runs on one core
+# (measured on the quick suite: README "Figures").
+JOB_PRIORITY = {"pipeline": 60, "data": 50, "tokenize": 45, "init_model": 45, "sft": 40, "rl": 20, "sft_more": 20,
+                "evaluate": 10, "report": 0}
+
+
+def job_priority(kind):
+    """Snakemake priority of a job kind (higher starts first among ready jobs): JOB_PRIORITY."""
+    return JOB_PRIORITY[kind]
+
+
 def job_local(kind):
     """True when the site runs this job kind on the host running snakemake (localrule), not through SLURM."""
     return bool(site_job(kind)["local"])

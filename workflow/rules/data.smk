@@ -12,6 +12,7 @@ rule data:
     log:
         "logs/data/{task}.log",
     localrule: job_local("data")
+    priority: job_priority("data")
     threads: job_threads("data")
     resources:
         **job_resources("data"),

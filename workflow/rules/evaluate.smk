@@ -16,6 +16,7 @@ rule evaluate:
     log:
         "logs/evaluate/{task}/{system}/s{seed}.log",
     localrule: job_local("evaluate")
+    priority: job_priority("evaluate")
     threads: job_threads("evaluate")
     resources:
         **job_resources("evaluate"),

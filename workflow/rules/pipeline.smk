@@ -28,6 +28,7 @@ rule resolve_config:
     log:
         "logs/resolve_config.log",
     localrule: job_local("pipeline")
+    priority: job_priority("pipeline")
     threads: job_threads("pipeline")
     resources:
         **job_resources("pipeline"),
@@ -49,6 +50,7 @@ rule config_slice:
     log:
         "logs/config/{scope}/{slice}.log",
     localrule: job_local("pipeline")
+    priority: job_priority("pipeline")
     threads: job_threads("pipeline")
     resources:
         **job_resources("pipeline"),
@@ -66,6 +68,7 @@ rule tracking_slice:
     log:
         "logs/config/tracking.log",
     localrule: job_local("pipeline")
+    priority: job_priority("pipeline")
     threads: job_threads("pipeline")
     resources:
         **job_resources("pipeline"),
@@ -83,6 +86,7 @@ rule tracking_init:
     log:
         "logs/tracking_init.log",
     localrule: job_local("pipeline")
+    priority: job_priority("pipeline")
     threads: job_threads("pipeline")
     resources:
         **job_resources("pipeline"),

@@ -16,6 +16,7 @@ rule report:
     log:
         "logs/report.log",
     localrule: job_local("report")
+    priority: job_priority("report")
     threads: job_threads("report")
     resources:
         **job_resources("report"),

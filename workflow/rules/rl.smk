@@ -16,6 +16,7 @@ rule rl:
     log:
         "logs/rl/{task}/{rlsys}/s{seed}.log",
     localrule: job_local("rl")
+    priority: job_priority("rl")
     threads: job_threads("rl")
     resources:
         **job_resources("rl"),
@@ -43,6 +44,7 @@ rule sft_more:
     log:
         "logs/sft_more/{task}/s{seed}.log",
     localrule: job_local("sft_more")
+    priority: job_priority("sft_more")
     threads: job_threads("sft_more")
     resources:
         **job_resources("sft_more"),

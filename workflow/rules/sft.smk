@@ -14,6 +14,7 @@ rule init_model:
     log:
         "logs/init_model/{group}.log",
     localrule: job_local("init_model")
+    priority: job_priority("init_model")
     threads: job_threads("init_model")
     resources:
         **job_resources("init_model"),
@@ -41,6 +42,7 @@ rule sft:
     log:
         "logs/sft/{task}.log",
     localrule: job_local("sft")
+    priority: job_priority("sft")
     threads: job_threads("sft")
     resources:
         **job_resources("sft"),

@@ -14,6 +14,7 @@ rule tokenize:
     log:
         "logs/tokenize/{task}.log",
     localrule: job_local("tokenize")
+    priority: job_priority("tokenize")
     threads: job_threads("tokenize")
     resources:
         **job_resources("tokenize"),
