@@ -30,7 +30,7 @@ def test_defaults_and_embedded_config_parse():
         ({"rl": {"algorithms": ["gpro"]}}, "rl.algorithms[0]: unknown value 'gpro'; valid choices: dapo, dr_grpo, gmpo, grpo, gspo"),
         ({"rl": {"rewards": {"blue": 1.0}}}, "rl.rewards.blue: unknown value 'blue'; valid choices: "),
         ({"evaluate": {"metrics": ["bleu", "wer2"]}}, "evaluate.metrics[1]: unknown value 'wer2'"),
-        ({"data": {"tasks": ["asr"]}}, "data.tasks[0]: unknown value 'asr'; valid choices: ast, se, sqa, tts"),
+        ({"data": {"tasks": ["asr"]}}, "data.tasks[0]: unknown value 'asr'; valid choices: ast, mcq, se, sqa, tts"),
         ({"data": "x"}, "data: expected a mapping"),
         ({"model": {"tiny": {"hidden_size": 30, "num_heads": 4}}}, "not divisible by model.tiny.num_heads=4"),
         ({"report": {"decoding": "greedy"}, "evaluate": {"decodings": ["sampled"]}}, "add it there or change report.decoding"),

@@ -4,7 +4,8 @@
 from which no answer can be extracted, or a blank one, is a wrong answer: 0.0). The optional
 ``choices=`` column gives one list of option strings per sample (option ``i`` has the letter
 ``"ABCD..."[i]``; a leading ``"A."``/``"(A)"``/``"A)"`` label on an option is ignored). The reference
-is the correct letter (``"B"``, ``"(B)"``) or the correct option's text; several references: any.
+is the correct letter (``"B"``, ``"(B)"``), the correct option's text, or a worked answer whose last
+``<answer>...</answer>`` holds one of those; several references: any.
 
 Answer extraction, first rule that gives an answer wins (:func:`extract_answer`):
 
@@ -95,7 +96,11 @@ def extract_answer(text: str, choices: Sequence[str] | None = None) -> str | Non
 
 
 def reference_answer(ref: str, choices: Sequence[str] | None = None) -> str:
-    """A reference as a letter when it is one (``B``, ``(B)``) or matches an option's text, else its normalised text."""
+    """A reference as a letter when it is one (``B``, ``(B)``) or matches an option's text, else its normalised text.
+    A worked reference (``<think>...</think><answer>B</answer>``, an SFT target) stands for its last answer."""
+    tags = _ANSWER_TAG.findall(ref)
+    if tags:
+        ref = tags[-1]
     n_letters = len(choices) if choices else len(LETTERS)
     if (letter := _letter(_LONE.match(ref), n_letters)) is not None:
         return letter

@@ -107,6 +107,15 @@ register(Task(
               "evaluate": {"metrics": ["dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "pesq", "stoi", "si_sdr", "asr_wer"]}},
     report_tables=("se", "main"), paper=f"{SE_GSPO}: DNS Challenge 2020",
 ))
+TARS = "TARS (ACL 2026, arXiv 2601.05543)"
+register(Task(
+    "mcq", "Spoken multiple choice (reasoning)", "spoken reasoning", "text",
+    {"synthetic": "speechrl.data.reasoning:build_mcq_synthetic"},
+    columns=("choices",),
+    defaults={"rl": {"rewards": {"mc_accuracy": 1.0, "format": 0.5}, "algorithms": ["tars"]},
+              "evaluate": {"metrics": ["mc_accuracy", "format"]}},
+    report_tables=("main",), paper=f"{TARS}: VoiceBench MMSU, OpenBookQA",
+))
 register(Task(
     "tts", "Text to speech (TTS)", "speech->speech tokens", "audio",
     {"synthetic": "speechrl.data.tts:build_tts_synthetic", "hub": "speechrl.data.tts:build_libritts"},
