@@ -184,8 +184,10 @@ def site_job(kind):
 # Start order among jobs that are ready at once: the stages that open the longest chains first (data ->
 # tokenize / model -> SFT -> RL / control -> evaluation -> report). Without it Snakemake may run one task's
 # RL and evaluations while another task's SFT, the head of a long chain, waits, and the tail runs on one core
-# (measured on the quick suite: README "Figures").
-JOB_PRIORITY = {"pipeline": 60, "data": 50, "tokenize": 45, "init_model": 45, "sft": 40, "rl": 20, "sft_more": 20,
+# (measured on the quick suite: README "Figures"). Snakemake picks the ready jobs with the largest priority *sum*
+# that fit the free cores, so a data job (data.synthetic.workers threads, 2 by default) must outweigh any two
+# one-thread jobs, or it waits for two free cores while one-thread jobs keep filling them.
+JOB_PRIORITY = {"pipeline": 60, "data": 100, "tokenize": 45, "init_model": 45, "sft": 40, "rl": 20, "sft_more": 20,
                 "evaluate": 10, "report": 0}
 
 
