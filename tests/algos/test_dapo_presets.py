@@ -67,6 +67,10 @@ EXPECTED = {  # name: (advantage, ratio, policy_loss, loss_agg, beta, loss_opts 
     "p_gspo": ("grpo", "p_gspo", "ppo_clip", "seq-mean-token-mean", 0.0, {"eps_low": 3e-4}),
     "leaf": ("leaf", "token", "ppo_clip", "token-mean", 0.02, {"eps_low": 0.2, "eps_high": 0.2}),
     "tars": ("modality", "token", "ppo_clip", "token-mean", 0.0, {"eps_low": 0.2, "eps_high": 0.28}),
+    "tars_base": ("modality", "token", "ppo_clip", "token-mean", 0.0, {"eps_low": 0.2, "eps_high": 0.28}),
+    "tars_rep": ("modality", "token", "ppo_clip", "token-mean", 0.0, {"eps_low": 0.2, "eps_high": 0.28}),
+    "tars_beh": ("modality", "token", "ppo_clip", "token-mean", 0.0, {"eps_low": 0.2, "eps_high": 0.28}),
+    "tars_naive": ("dr_grpo", "token", "ppo_clip", "token-mean", 0.0, {"eps_low": 0.2, "eps_high": 0.28}),
 }
 
 
@@ -84,6 +88,13 @@ def test_presets_defaults_and_registry_names():
     assert PRESETS.get("dapo").dynamic_sampling and PRESETS.get("dapo").overlong["cache_frac"] == 0.2
     assert PRESETS.get("mp_grpo").mixed_policy and PRESETS.get("tars").modality_split
     assert PRESETS.get("p_gspo").ratio_opts == {"p": 0.5}
+    # TARS's ablation: the alignment rewards each preset adds (alpha = beta = 1), all with speech / text halves
+    align = {"rep_alignment": 1.0, "beh_alignment": 1.0}
+    assert {n: PRESETS.get(n).state_rewards for n in ("tars", "tars_base", "tars_rep", "tars_beh", "tars_naive")} == {
+        "tars": align, "tars_base": {}, "tars_rep": {"rep_alignment": 1.0}, "tars_beh": {"beh_alignment": 1.0},
+        "tars_naive": align}
+    assert all(PRESETS.get(n).modality_split for n in PRESETS.names() if n.startswith("tars"))
+    assert not any(PRESETS.get(n).state_rewards for n in PRESETS.names() if not n.startswith("tars"))
     assert PRESETS.get("gspo_segment_window").segmenter_opts == {"window": 4}
     assert PRESETS.get("leaf").advantage_opts == {"B": 2, "zscore": "batch"}
     assert PRESETS.get("gspo").loss_opts is not PRESETS.get("gspo_token").loss_opts  # no shared mutable state

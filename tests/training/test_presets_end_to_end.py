@@ -57,8 +57,15 @@ def test_modality_split_halves_each_group(tiny_model_dir, tiny_data, tiny_cfg):
     b, _ = collect(run)
     g = tiny_cfg.rl.group_size
     assert modality(b.rollout).view(-1, g).tolist() == [[0] * (g // 2) + [1] * (g // 2)] * (b.rewards.shape[0] // g)
+    # TARS's alignment rewards: speech rows only (text rows 0), a cosine in [-1, 1]; the states come from the generation
+    assert b.rollout.states is not None and b.rollout.states.shape[:2] == (b.rewards.shape[0], run.policy.config.text_config.num_hidden_layers)
+    text = modality(b.rollout) == 1
+    for name in ("reward/rep_alignment", "reward/beh_alignment"):
+        assert (b.scores[name][text] == 0).all() and (b.scores[name].abs() <= 1 + 1e-6).all()
+    parts = [b.scores[f"reward/{k}"].double() for k in ("chrf", "rep_alignment", "beh_alignment")]
+    assert torch.allclose(b.rewards.double(), sum(parts), atol=1e-6)
     m = rl_step(run)
-    assert "reward/speech" in m and "reward/text" in m
+    assert "reward/speech" in m and "reward/text" in m and "reward/rep_alignment" in m and "state/rep_unpaired" in m
 
 
 def test_dynamic_sampling_refills_or_skips(tiny_model_dir, tiny_data, tiny_cfg):

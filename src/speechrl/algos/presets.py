@@ -44,10 +44,13 @@ class Algorithm:
     beta: float = 0.02
     group: str = "plain"
     shapers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    state_rewards: dict[str, float] = field(default_factory=dict)
     description: str = ""
 
     # ``group`` names a group builder and ``shapers`` the batch shapers with their options
     # (``speechrl.training.groups``): the trainer looks them up, it does not branch on a preset.
+    # ``state_rewards``: model-state rewards (``speechrl.rewards.state.STATE_REWARDS``) added with these weights
+    # to the weighted ``rl.rewards`` of each completion (TARS: R_rep and R_beh).
     @property
     def mixed_policy(self) -> bool:
         """The reference answer is an off-policy group member (MP-GRPO)."""
@@ -160,11 +163,23 @@ _preset(Algorithm(
     "B = 2 high-surprisal "
     "boundaries, span advantages (GA + LA)/sqrt(n) z-scored over the batch; PPO clip 0.2, token-mean, "
     "k3 KL beta 0.02. Surprisal = -old_logp from the rollout."))
-_preset(Algorithm(
-    "tars", advantage="modality", group="modality", loss_opts=_eps(0.2, 0.28), beta=0.0,
-    description="TARS (ACL 2026, arXiv 2601.05543): speech and text halves of each group, advantages "
-    "R - mean of the same "
-    "modality in the group (no std), DAPO loss (clip 0.2/0.28, token-mean), beta 0."))
+_TARS = ("TARS (ACL 2026, arXiv 2601.05543): speech and text halves of each group, DAPO loss (clip 0.2/0.28, "
+         "token-mean), beta 0; ")
+_ALIGN = {"rep_alignment": 1.0, "beh_alignment": 1.0}  # R = R_base + alpha R_rep + beta R_beh, alpha = beta = 1
+
+
+def _tars(name: str, state_rewards: dict[str, float], what: str, advantage: str = "modality") -> None:
+    _preset(Algorithm(name, advantage=advantage, group="modality", loss_opts=_eps(0.2, 0.28), beta=0.0,
+                      state_rewards=state_rewards, description=_TARS + what))
+
+
+_tars("tars", _ALIGN, "advantages R - mean of the same modality in the group (no std); the speech rows also get "
+      "R_rep (hidden-state alignment) + R_beh (embedding alignment) with the text rows (speechrl.rewards.state).")
+_tars("tars_base", {}, "the ablation's 'standard GRPO': modality-specific advantages, no alignment reward.")
+_tars("tars_rep", {"rep_alignment": 1.0}, "the ablation's '+ Rep. alignment': R_rep only.")
+_tars("tars_beh", {"beh_alignment": 1.0}, "the ablation's '+ Beh. alignment': R_beh only.")
+_tars("tars_naive", _ALIGN, "both alignment rewards, advantages R - mean over the whole group (naive normalisation, "
+      "the paper's ablation of modality-specific normalisation).", advantage="dr_grpo")
 
 
 def resolve(name: str, rl: Any) -> Algorithm:

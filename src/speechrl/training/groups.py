@@ -79,7 +79,8 @@ def concat_batches(parts: list[Batch], pad_id: int) -> Batch:
 # ----------------------------------------------------------------------------------- group builders
 def _kw(run: Any) -> dict[str, Any]:
     rl = run.cfg.rl
-    return dict(temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens)
+    needs_states = "rep_alignment" in run.algo.state_rewards  # pooled hidden states from the generation (TARS R_rep)
+    return dict(temperature=rl.temperature, top_p=rl.top_p, max_new_tokens=rl.max_new_tokens, states=needs_states)
 
 
 @GROUP_BUILDERS.register("plain")

@@ -59,6 +59,7 @@ from speechrl.models.build import Model
 from speechrl.progress import Progress
 from speechrl.rewards import combine
 from speechrl.rewards.cache import memory_items, restore_memory
+from speechrl.rewards.state import STATE_REWARDS, StateBatch
 from speechrl.training.backend import OptimSpec, make_backend
 from speechrl.training.checkpoint import Checkpoint, py_state, random_state
 from speechrl.training.data import Processor, Sample
@@ -145,7 +146,32 @@ def score(run: RLRun, roll: Rollout, audio: list[str | None] | None = None) -> t
     if audio is not None:
         total = [UNDECODABLE_REWARD if a is None else t for t, a in zip(total, audio)]
     scores = {f"reward/{k}": _floats(v) for k, v in per.items()}
-    return Batch(roll, _floats(total).float(), roll.completion_mask, scores, run.cfg.rl.group_size), stats.get("reward/cache_hits", 0.0)
+    rewards = _floats(total).float()
+    for name, weight in run.algo.state_rewards.items():
+        value, m = STATE_REWARDS.get(name)(state_batch(run, roll, rewards, per))
+        rewards = rewards + weight * value
+        scores[f"reward/{name}"] = value
+        scores.update({k: torch.full_like(value, v) for k, v in m.items()})
+    return Batch(roll, rewards, roll.completion_mask, scores, run.cfg.rl.group_size), stats.get("reward/cache_hits", 0.0)
+
+
+def state_batch(run: RLRun, roll: Rollout, base: torch.Tensor, per: dict[str, list[float | None]]) -> StateBatch:
+    """What the model-state rewards read about ``roll`` (a modality-split rollout: each question's rows are its
+    speech half, then its text half). A text row is correct when its ``mc_accuracy`` is 1; without that scorer
+    (free-form answers), the text rows with the question's best positive base reward are its references."""
+    g = run.cfg.rl.group_size
+    mod = modality(roll)
+    question = torch.arange(len(roll.texts)) // g
+    if "mc_accuracy" in per:
+        correct = _floats(per["mc_accuracy"]).nan_to_num(0.0) == 1.0
+    else:
+        text_base = torch.where(mod == 1, base.nan_to_num(-math.inf), torch.tensor(-math.inf))
+        best = text_base.view(-1, g).max(-1).values.repeat_interleave(g)
+        correct = (mod == 1) & (text_base == best) & (best > 0)
+    from speechrl.rewards.embedding import encode
+
+    return StateBatch(mod, question, correct, roll.states, roll.texts, [r[0] for r in roll.references],
+                      embed=lambda texts: torch.from_numpy(encode(texts)))
 
 
 def fill_failed(rewards: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:

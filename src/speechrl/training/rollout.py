@@ -44,6 +44,7 @@ class Rollout:
     group_size: int                  # n: completions per prompt row
     samples: list[Sample]            # P prompt rows
     off_policy: torch.Tensor = None  # (N,) bool: rows not sampled from pi_old (MP-GRPO's reference)
+    states: torch.Tensor | None = None  # (N, L, H) hidden states of layers 1..L pooled over each completion (TARS R_rep)
 
     def __post_init__(self) -> None:
         if self.off_policy is None:
@@ -93,10 +94,13 @@ def row_seeds(key: str, rows: int) -> list[int]:
 
 @torch.no_grad()
 def sample(model: Model, proc: Processor, samples: list[Sample], group_size: int, *, do_sample: bool = True,
-           temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 40, keys: list[str] | None = None) -> Rollout:
+           temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 40, keys: list[str] | None = None,
+           states: bool = False) -> Rollout:
     """``group_size`` completions of each prompt. With ``keys`` (one per prompt) sampling is keyed per
     completion (:class:`RowNoise`) and so independent of batching and ranks; without, it draws from
-    torch's global generator (HF sampling)."""
+    torch's global generator (HF sampling). ``states``: also return each completion's hidden states, layer by
+    layer, mean-pooled over the completion (``Rollout.states``), from the generation's own forward passes:
+    step t's last position is the state that predicts completion token t (:func:`generation_states`)."""
     batch = collate(proc, samples, with_answers=False, device=model.device)
     batch.pop("position_ids")  # generate derives positions from the attention mask
     emb = embeds(model, batch)  # encoder once per prompt, not once per completion
@@ -116,13 +120,25 @@ def sample(model: Model, proc: Processor, samples: list[Sample], group_size: int
         attention = batch["attention_mask"]
         if do_sample:
             gen_kwargs.update(temperature=temperature, top_p=top_p, top_k=0)
-    out = model.generate(inputs_embeds=emb, attention_mask=attention, **gen_kwargs)
+    out = model.generate(inputs_embeds=emb, attention_mask=attention, output_hidden_states=states, **gen_kwargs)
     ids = out.sequences  # with inputs_embeds only, generate returns just the new tokens
     mask = completion_mask(ids, proc.tokenizer.eos_token_id)
     logits = torch.stack(out.logits, dim=1).float()
     t = temperature if do_sample else 1.0
     old_logp = torch.log_softmax(logits / t, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1) * mask
-    return Rollout(batch, ids, mask, old_logp, proc.decode_texts(ids, mask), group_size, list(samples))
+    pooled = generation_states(out.hidden_states, mask) if states else None
+    return Rollout(batch, ids, mask, old_logp, proc.decode_texts(ids, mask), group_size, list(samples), states=pooled)
+
+
+def generation_states(hidden: tuple, mask: torch.Tensor) -> torch.Tensor:
+    """``generate(output_hidden_states=True).hidden_states`` (one tuple per step of L + 1 tensors (N, s, H)) ->
+    (N, L, H): per layer, the last position of each step (the state that predicts that step's token) averaged
+    over the completion tokens (``mask`` (N, C)); :func:`speechrl.rewards.state.pool_states`."""
+    from speechrl.rewards.state import pool_states
+
+    layers = len(hidden[0])
+    per_layer = [torch.stack([step[layer][:, -1] for step in hidden], dim=1).float() for layer in range(layers)]
+    return pool_states(per_layer, mask[:, : per_layer[0].shape[1]])
 
 
 def token_logp(model: Model, r: Rollout, temperature: float = 1.0, with_entropy: bool = False
@@ -195,7 +211,8 @@ def select(r: Rollout, prompts: list[int]) -> Rollout:
     prompt = {k: v[idx.to(v.device)] for k, v in r.prompt.items()}
     dev = r.completion_ids.device
     return Rollout(prompt, r.completion_ids[rows.to(dev)], r.completion_mask[rows.to(dev)], r.old_logp[rows.to(dev)],
-                   [r.texts[i] for i in rows.tolist()], n, [r.samples[p] for p in prompts], r.off_policy[rows.to(dev)])
+                   [r.texts[i] for i in rows.tolist()], n, [r.samples[p] for p in prompts], r.off_policy[rows.to(dev)],
+                   None if r.states is None else r.states[rows.to(r.states.device)])
 
 
 def concat(rs: list[Rollout], pad_id: int) -> Rollout:
@@ -217,7 +234,8 @@ def concat(rs: list[Rollout], pad_id: int) -> Rollout:
                    torch.cat([_pad_cols(r.completion_mask, C, 0) for r in rs]),
                    torch.cat([_pad_cols(r.old_logp, C, 0.0) for r in rs]),
                    [t for r in rs for t in r.texts], rs[0].group_size, [s for r in rs for s in r.samples],
-                   torch.cat([r.off_policy for r in rs]))
+                   torch.cat([r.off_policy for r in rs]),
+                   torch.cat([r.states for r in rs]) if all(r.states is not None for r in rs) else None)
 
 
 # ------------------------------------------------------------------------------- outputs
