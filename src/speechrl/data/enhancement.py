@@ -61,8 +61,8 @@ from speechrl.audio import noise as nz
 from speechrl.audio.io import AudioError, audio_info
 from speechrl.config import Config, ConfigError
 from speechrl.data.manifest import SPLITS, Example, write_dataset, write_manifest
-from speechrl.data.synthetic import synthesize_all, check_tools
-from speechrl.data.tts import _cap, duration_stats, short_sentences
+from speechrl.data.synthetic import check_tools, duration_stats, synthesize_all
+from speechrl.data.tts import _cap, short_sentences
 from speechrl.io import atomic_dir, checksums, write_json
 
 log = logging.getLogger("speechrl")

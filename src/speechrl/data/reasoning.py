@@ -27,10 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from speechrl.config import Config
-from speechrl.data.manifest import SPLITS, Example, write_manifest
-from speechrl.data.synthetic import MAX_TRIES, check_tools, synthesize_all
-from speechrl.data.tts import duration_stats
-from speechrl.io import atomic_dir, checksums, write_json
+from speechrl.data.manifest import SPLITS, Example
+from speechrl.data.synthetic import MAX_TRIES, check_tools, write_synthetic
 
 log = logging.getLogger("speechrl")
 
@@ -128,18 +126,9 @@ def build_mcq_synthetic(cfg: Config, out_dir: Path) -> dict:
             item, uid = next(items), f"{TASK}-{split}-{i:05d}"
             jobs.append({"id": uid, "split": split, "item": item, "audio": f"wavs/{uid}.wav", "text": spoken_text(item),
                          "voice": rng.choice(syn.voices), "speed": rng.choice(syn.speeds), "pitch": rng.choice(syn.pitches)})
-    with atomic_dir(out_dir) as tmp:
-        (tmp / "wavs").mkdir()
-        synthesize_all(jobs, tmp, cfg, desc=f"synth {TASK}")
-        for split in SPLITS:
-            write_manifest(tmp / f"{split}.jsonl", [_example(j) for j in jobs if j["split"] == split])
-        write_json(tmp / "checksums.json", checksums(tmp))
-        kinds = {k: sum(j["item"]["kind"] == k for j in jobs) for k in KINDS}
-        answers = {a: sum(LETTERS[j["item"]["answer"]] == a for j in jobs) for a in LETTERS}
-        stats = {"task": TASK, "source": "synthetic", "seed": cfg.seed, "counts": counts, "utterances": len(jobs),
-                 "kinds": kinds, "answers": answers, **duration_stats([j["duration"] for j in jobs]),
-                 "elapsed_seconds": round(time.perf_counter() - start, 2)}
-        write_json(tmp / "stats.json", stats)
+    kinds = {k: sum(j["item"]["kind"] == k for j in jobs) for k in KINDS}
+    answers = {a: sum(LETTERS[j["item"]["answer"]] == a for j in jobs) for a in LETTERS}
+    stats = write_synthetic(out_dir, jobs, cfg, TASK, _example, {"kinds": kinds, "answers": answers}, start)
     log.info(f"[synth {TASK}] {len(jobs)} questions ({counts['train']}/{counts['valid']}/{counts['test']}), kinds {kinds}, "
              f"{stats['total_audio_seconds']:.0f} s audio -> {out_dir}")
     return stats

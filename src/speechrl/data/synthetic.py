@@ -34,6 +34,7 @@ import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -335,6 +336,31 @@ def synthesize_all(jobs: list[dict[str, Any]], root: Path, cfg: Config, desc: st
             for f in futures:
                 f.cancel()
             raise
+
+
+def duration_stats(durations: list[float]) -> dict[str, float]:
+    """Total / mean / min / max seconds of a synthetic dataset's clips (its stats.json)."""
+    return {"total_audio_seconds": round(sum(durations), 2), "mean_duration": round(sum(durations) / len(durations), 3),
+            "min_duration": min(durations), "max_duration": max(durations)}
+
+
+def write_synthetic(out_dir: Path, jobs: list[dict[str, Any]], cfg: Config, task: str,
+                    example: Callable[[dict[str, Any]], Example], stats: dict[str, Any], start: float) -> dict[str, Any]:
+    """Synthesise ``jobs`` (:func:`synthesize_all`) into a dataset folder replaced as a whole: ``wavs/``, every
+    split's manifest (``example(job)`` per job), ``checksums.json`` and ``stats.json`` (task, source, seed,
+    counts, durations, then ``stats``, then the elapsed seconds since ``start``); returns the stats."""
+    counts = {split: sum(j["split"] == split for j in jobs) for split in SPLITS}
+    with atomic_dir(Path(out_dir)) as tmp:
+        (tmp / "wavs").mkdir()
+        synthesize_all(jobs, tmp, cfg, desc=f"synth {task}")
+        for split in SPLITS:
+            write_manifest(tmp / f"{split}.jsonl", [example(j) for j in jobs if j["split"] == split])
+        write_json(tmp / "checksums.json", checksums(tmp))
+        out = {"task": task, "source": "synthetic", "seed": cfg.seed, "counts": counts, "utterances": len(jobs),
+               **duration_stats([j["duration"] for j in jobs]), **stats,
+               "elapsed_seconds": round(time.perf_counter() - start, 2)}
+        write_json(tmp / "stats.json", out)
+    return out
 
 
 def _words(texts: list[str]) -> int:

@@ -39,9 +39,8 @@ from typing import Any, Optional
 
 from speechrl.audio.io import AudioError, audio_info
 from speechrl.config import Config
-from speechrl.data.manifest import SPLITS, Example, write_dataset, write_manifest
-from speechrl.data.synthetic import MAX_TRIES, synthesize_all, check_tools, random_sentence, realize_en
-from speechrl.io import atomic_dir, checksums, write_json
+from speechrl.data.manifest import SPLITS, Example, write_dataset
+from speechrl.data.synthetic import MAX_TRIES, check_tools, random_sentence, realize_en, write_synthetic
 
 log = logging.getLogger("speechrl")
 
@@ -75,12 +74,6 @@ def short_sentences(rng: random.Random, n: int, min_words: int, max_words: int) 
 
 
 # ============================================================================ synthetic
-def duration_stats(durations: list[float]) -> dict[str, float]:
-    """Total / mean / min / max seconds of a synthetic dataset's clips (its stats.json)."""
-    return {"total_audio_seconds": round(sum(durations), 2), "mean_duration": round(sum(durations) / len(durations), 3),
-            "min_duration": min(durations), "max_duration": max(durations)}
-
-
 def build_tts_synthetic(cfg: Config, out_dir: Path) -> dict:
     """Generate the synthetic TTS dataset into ``out_dir``; returns the stats dict (also stats.json)."""
     check_tools()
@@ -90,17 +83,8 @@ def build_tts_synthetic(cfg: Config, out_dir: Path) -> dict:
     jobs = [{"id": (uid := f"{TASK}-{split}-{i:05d}"), "split": split, "audio": f"wavs/{uid}.wav", "text": next(texts),
              "voice": tts.voice, "speed": tts.speed, "pitch": tts.pitch}
             for split in SPLITS for i in range(counts[split])]
-    with atomic_dir(out_dir) as tmp:
-        (tmp / "wavs").mkdir()
-        synthesize_all(jobs, tmp, cfg, desc=f"synth {TASK}")
-        for split in SPLITS:
-            write_manifest(tmp / f"{split}.jsonl", [_example(j) for j in jobs if j["split"] == split])
-        write_json(tmp / "checksums.json", checksums(tmp))
-        stats = {"task": TASK, "source": "synthetic", "seed": cfg.seed, "counts": counts, "utterances": len(jobs),
-                 **duration_stats([j["duration"] for j in jobs]),
-                 "vocab": len({w.strip(".").lower() for j in jobs for w in j["text"].split()}),
-                 "elapsed_seconds": round(time.perf_counter() - start, 2)}
-        write_json(tmp / "stats.json", stats)
+    vocab = len({w.strip(".").lower() for j in jobs for w in j["text"].split()})
+    stats = write_synthetic(out_dir, jobs, cfg, TASK, _example, {"vocab": vocab}, start)
     log.info(f"[synth {TASK}] {len(jobs)} utterances ({counts['train']}/{counts['valid']}/{counts['test']}), "
              f"{stats['total_audio_seconds']:.0f} s audio, {stats['elapsed_seconds']:.1f} s -> {out_dir}")
     return stats
