@@ -99,7 +99,7 @@ def make_mcq_items(rng: random.Random, n: int, kinds: list[str] | tuple[str, ...
         raise ValueError(f"unknown question kind(s) {unknown or kinds}; valid: {', '.join(KINDS)}")
     items: list[dict[str, Any]] = []
     seen: set[str] = set()
-    for tries in range(n * MAX_TRIES):
+    for _ in range(n * MAX_TRIES):
         if len(items) == n:
             break
         kind = kinds[len(items) % len(kinds)]
