@@ -149,3 +149,34 @@ def test_skip_mode_trains_on_the_rest_and_lists_the_bad(cfg_file, broken_data, t
     skipped = [json.loads(line) for line in (tmp_path / "o" / "skipped.jsonl").read_text().splitlines()]
     assert [(s["line"], s["id"]) for s in skipped] == [(2, rows[1]["id"]), (6, rows[5]["id"])]
     assert any("skipped 2 bad sample(s)" in line for line in lines)
+
+
+def test_evaluate_several_seeds_in_one_process_equals_one_job_per_seed(cfg_file, tiny_data, tiny_model_dir, tmp_path):
+    """`--seeds 0 1` with '{seed}' in --out: each seed's folder holds what a job of its own (--seed N) writes."""
+    base = ["evaluate", "--config", str(cfg_file), "--task", "sqa", "--system", "base", "--data", str(tiny_data["sqa"]),
+            "--model", str(tiny_model_dir)]
+    main([*base, "--seeds", "0", "1", "--out", str(tmp_path / "both" / "s{seed}")])
+    main([*base, "--seed", "1", "--out", str(tmp_path / "one")])
+
+    def result(d):
+        m = json.loads((d / "metrics.json").read_text())
+        m.pop("timing")
+        return m, (d / "samples.jsonl").read_text(), json.loads((d / "manifest.json").read_text())["seed"]
+
+    assert result(tmp_path / "both" / "s1") == result(tmp_path / "one")
+    s0, s1 = result(tmp_path / "both" / "s0"), result(tmp_path / "both" / "s1")
+    assert (s0[0]["seed"], s0[2], s1[0]["seed"]) == (0, 0, 1)
+    assert s0[1] != s1[1]  # the sampled decoding follows the seed
+    command = json.loads((tmp_path / "both" / "s1" / "manifest.json").read_text())["command"]  # what reruns s1 alone
+    assert "--seeds" not in command and command[-6:] == ["--seed", "1", "--model", str(tiny_model_dir), "--out",
+                                                         str(tmp_path / "both" / "s1")]
+
+
+def test_evaluate_several_seeds_needs_one_folder_each_and_every_model_first(cfg_file, tiny_data, tiny_model_dir, tmp_path, capsys):
+    base = ["evaluate", "--config", str(cfg_file), "--task", "sqa", "--system", "grpo", "--data", str(tiny_data["sqa"])]
+    code, err = _run([*base, "--model", str(tiny_model_dir), "--seeds", "0", "1", "--out", str(tmp_path / "e")], capsys)
+    assert code == 2 and "'{seed}' in --out" in err
+    code, err = _run([*base, "--model", str(tmp_path / "rl" / "s{seed}"), "--seeds", "0", "1", "--out", str(tmp_path / "e{seed}")],
+                     capsys)
+    assert code == 2 and str(tmp_path / "rl" / "s0") in err and str(tmp_path / "rl" / "s1") in err
+    assert not (tmp_path / "e0").exists()

@@ -133,11 +133,12 @@ def _argv_config() -> Path | None:
 
 def write_manifest(out_dir: Path, cfg: Config, stage: str, inputs: list[Path], started: float,
                    extra: dict[str, Any] | None = None, *, config_file: Path | None = None,
-                   root: Path | None = None) -> dict[str, Any]:
+                   root: Path | None = None, command: list[str] | None = None) -> dict[str, Any]:
     """Write ``out_dir/manifest.json`` after the job's outputs are complete.
 
     ``config_file``: the config file the job was given (default: the ``--config`` argument of this
-    process, if any). ``root``: the folder that moves as a whole (module docstring, *Paths*)."""
+    process, if any). ``root``: the folder that moves as a whole (module docstring, *Paths*).
+    ``command``: the command that reruns this output alone (default: this process's ``sys.argv``)."""
     import torch
 
     out_dir = Path(out_dir)
@@ -154,7 +155,7 @@ def write_manifest(out_dir: Path, cfg: Config, stage: str, inputs: list[Path], s
         "device": {"requested": cfg.device, "torch_threads": torch.get_num_threads(),
                    "cuda": torch.cuda.is_available(), "platform": platform.platform()},
         "host": socket.gethostname(),
-        "command": sys.argv,
+        "command": sys.argv if command is None else command,
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "seconds": round(time.time() - started, 2),
         "paths": RELATIVE,

@@ -44,19 +44,26 @@ def _runtime(cfg: Config) -> None:
     # would cost ~10 CPU-s of start-up per job and oversubscribe the cores Snakemake gave other jobs); a job with
     # more threads gets that many workers. SPEECHRL_AUDIO_WORKERS overrides.
     os.environ.setdefault("SPEECHRL_AUDIO_WORKERS", "0" if cfg.threads == 1 else str(cfg.threads))
-    import random
-
-    import numpy as np
     import torch
     import transformers
 
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
+    _reseed(cfg.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def _reseed(seed: int) -> None:
+    """Seed torch, Python's and NumPy's global generators."""
+    import random
+
+    import numpy as np
+    import torch
+
+    torch.manual_seed(seed)
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 def _device(cfg: Config) -> str:
@@ -385,26 +392,64 @@ def cmd_sft_more(a: argparse.Namespace, cfg: Config) -> None:
 
 
 def cmd_evaluate(a: argparse.Namespace, cfg: Config) -> None:
+    """One system on the test split, for each of ``--seeds`` (default: the job's one seed) in this process:
+    a suite evaluates a system's seeds in one job, so the imports and the scorers' models (WordNet, BERTScore,
+    DNSMOS, the ASR) load once instead of once per seed. ``{seed}`` in ``--model`` / ``--out`` is replaced by
+    each seed; every seed gets its own output folder, MLflow run and manifest, as a job of its own would."""
+    from speechrl.training.data import load_job_data
+
+    seeds = a.seeds or [cfg.seed]
+    if len(seeds) > 1 and "{seed}" not in a.out:
+        raise ConfigError(f"--out {a.out}: several --seeds need '{{seed}}' in --out (one folder per seed)")
+    models = {seed: a.model.replace("{seed}", str(seed)) for seed in seeds}
+    missing = [m for m in dict.fromkeys(models.values()) if not Path(m).exists()]
+    if missing:  # before the first seed's work
+        raise FileNotFoundError(f"--model: no model at {', '.join(missing)}")
+    loaded: tuple[str, Any, Any, Any, Any] | None = None  # (model folder, model, processor, test split, skipped)
+    for seed, model_dir in models.items():
+        if loaded is None or loaded[0] != model_dir:  # base / SFT: one model for every seed
+            model, proc = _load(cfg, model_dir)
+            splits, skipped = load_job_data(Path(a.data), ("test",), proc, cfg, tokens_dir=a.tokens)
+            loaded = (model_dir, model, proc, splits["test"], skipped)
+        one = argparse.Namespace(**{**vars(a), "out": a.out.replace("{seed}", str(seed)), "model": model_dir})
+        _reseed(seed)
+        _evaluate_one(one, dataclasses.replace(cfg, seed=seed), *loaded[1:])
+
+
+def _evaluate_one(a: argparse.Namespace, cfg: Config, model: Any, proc: Any, test: list[Any], skipped: Any) -> None:
     from speechrl.evaluation.evaluate import evaluate
     from speechrl.io import write_jsonl
-    from speechrl.training.data import load_job_data, write_skipped
+    from speechrl.training.data import write_skipped
 
-    data, start = Path(a.data), time.time()
-    model, proc = _load(cfg, a.model)
-    splits, skipped = load_job_data(data, ("test",), proc, cfg, tokens_dir=a.tokens)
-    test = splits["test"]
-    inputs = [data / "test.jsonl", Path(a.model), *([Path(a.tokens)] if a.tokens else [])]
+    start = time.time()
+    inputs = [Path(a.data) / "test.jsonl", Path(a.model), *([Path(a.tokens)] if a.tokens else [])]
     with _outputs(a, cfg, "evaluate", f"eval:{a.task}:{a.system}:s{cfg.seed}", inputs) as o:
         if _is_main():
             write_skipped(o.work, skipped)
-        result, rows = evaluate(cfg, model, proc, test, desc=f"eval {a.task} {a.system}", out_dir=o.work)
+        result, rows = evaluate(cfg, model, proc, test, desc=f"eval {a.task} {a.system} s{cfg.seed}", out_dir=o.work)
         write_jsonl(o.work / "samples.jsonl", rows)
         metrics = {"task": a.task, "system": a.system, "n": len(test), "skipped": len(skipped), "seed": cfg.seed, "config_hash": cfg.hash(),
                    "model": a.model, **result}
         write_json(o.work / "metrics.json", metrics)
         for mode, vals in result["decodings"].items():
             o.run.metrics({f"{mode}/{k}": v for k, v in vals.items()}, 0)
-        _finish(o.work, cfg, "evaluate", inputs, start, o.run)
+        _finish(o.work, cfg, "evaluate", inputs, start, o.run, command=_one_seed_command(sys.argv, cfg.seed, a.model, a.out))
+
+
+def _one_seed_command(argv: list[str], seed: int, model: str, out: str) -> list[str]:
+    """``argv`` of an evaluation over ``--seeds`` as the command of one seed's output: ``--seed N``, that seed's
+    ``--model`` and ``--out`` (what the audit reads, and what reruns that output alone)."""
+    kept, dropping = [], False
+    for arg in argv:
+        if arg.startswith("--"):
+            flag = arg.split("=", 1)[0]
+            dropping = flag in ("--seeds", "--seed", "--model", "--out") and "=" not in arg
+            if flag in ("--seeds", "--seed", "--model", "--out"):
+                continue
+        elif dropping:  # the value(s) of a dropped flag
+            continue
+        kept.append(arg)
+    return [*kept, "--seed", str(seed), "--model", model, "--out", out]
 
 
 def cmd_report(a: argparse.Namespace, cfg: Config) -> None:
@@ -443,8 +488,9 @@ def cmd_audit(a: argparse.Namespace) -> None:
 
 
 def _finish(out: Path, cfg: Config, stage: str, inputs: list[Path], start: float, run: Any,
-            summary: dict[str, Any] | None = None) -> None:
-    """The job's summary, config and manifest, logged to its MLflow run (rank 0 only)."""
+            summary: dict[str, Any] | None = None, command: list[str] | None = None) -> None:
+    """The job's summary, config and manifest (``command``: the one that reruns this output alone, default
+    this process's), logged to its MLflow run (rank 0 only)."""
     from speechrl.audit import write_manifest
 
     if not _is_main():
@@ -453,7 +499,7 @@ def _finish(out: Path, cfg: Config, stage: str, inputs: list[Path], start: float
         write_json(out / "summary.json", summary)
 
     write_text(out / "config.yaml", dump_config(cfg))
-    write_manifest(out, cfg, stage, inputs, start)
+    write_manifest(out, cfg, stage, inputs, start, command=command)
     for name in ("config.yaml", "manifest.json", "summary.json", "metrics.json", "samples.jsonl", "stats.json"):
         run.artifact(out / name)
 
@@ -527,7 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
     stage("sft-more", cmd_sft_more, "the control: SFT continued for the compute of an RL run", task,
           ("--data", {"required": True}), tokens, ("--model", {"required": True}))
     stage("evaluate", cmd_evaluate, "decode the test split and score it", task, ("--system", {"required": True}),
-          ("--data", {"required": True}), tokens, ("--model", {"required": True}))
+          ("--data", {"required": True}), tokens, ("--model", {"required": True}),
+          ("--seeds", {"type": int, "nargs": "+", "help": "evaluate each of these seeds in this one process; "
+                       "'{seed}' in --model and --out stands for each (default: the one --seed)"}))
     stage("report", cmd_report, "paper-style tables and figures from metrics.json and RL summary.json files",
           ("--metrics", {"nargs": "+", "required": True}), ("--curves", {"nargs": "*", "default": [], "help": "RL summary.json files (training curves)"}))
     return p

@@ -36,13 +36,13 @@ SE_ABLATION = ["dnsmos_ovrl", "dnsmos_sig", "dnsmos_bak", "utmos", "asr_wer", "p
 TTS_ALGOS = ["grpo", "gspo", "gspo_token", "gspo_segment_window", "gspo_segment_logprob", "gspo_segment_tokenid",
              "gmpo", "sapo", "p_gspo"]
 TTS_SWEEP = ["gspo_segment_window@window=16", "gspo_segment_logprob@tau=2", "gspo_segment_tokenid@delta=4096"]
-# rl: systems x 3 seeds; evaluate: (base, sft, systems) x 3 seeds; config_slice: data, tokenize, sft, evaluate,
+# rl: systems x 3 seeds; evaluate: base, sft and the systems (one job covers the 3 seeds); config_slice: data, tokenize, sft, evaluate,
 # one per RL system and the base model's.
 JOBS = {
     "se": {"config_slice": 4 + 8 + 1, "resolve_config": 1, "tracking_slice": 1, "tracking_init": 1, "data": 1,
-           "tokenize": 1, "init_model": 1, "sft": 1, "rl": 8 * 3, "evaluate": 10 * 3, "report": 1, "all": 1},
+           "tokenize": 1, "init_model": 1, "sft": 1, "rl": 8 * 3, "evaluate": 10, "report": 1, "all": 1},
     "tts": {"config_slice": 4 + 12 + 1, "resolve_config": 1, "tracking_slice": 1, "tracking_init": 1, "data": 1,
-            "tokenize": 1, "init_model": 1, "sft": 1, "rl": 12 * 3, "evaluate": 14 * 3, "report": 1, "all": 1},
+            "tokenize": 1, "init_model": 1, "sft": 1, "rl": 12 * 3, "evaluate": 14, "report": 1, "all": 1},
 }
 RL_SYSTEMS = {"se": ["gspo"] + [f"gspo-{m}" for m in SE_ABLATION], "tts": TTS_ALGOS + TTS_SWEEP}
 

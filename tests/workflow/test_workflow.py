@@ -18,7 +18,7 @@ BIN = Path(sys.executable).parent
 TASKS, SEEDS = ("sqa", "ast"), (0, 1)
 RL = {"sqa": ["grpo", "leaf", "grpo-rouge_l"], "ast": ["grpo", "leaf"]}  # tiny.yaml: algorithms + the ablation on sqa
 SYSTEMS = {t: ["base", "sft", "sft_more", *RL[t]] for t in TASKS}
-JOBS = {"data": 2, "init_model": 1, "sft": 2, "rl": 2 * 5, "sft_more": 2 * 2, "evaluate": 2 * 11}
+JOBS = {"data": 2, "init_model": 1, "sft": 2, "rl": 2 * 5, "sft_more": 2 * 2, "evaluate": 11}  # one evaluate job per task x system covers both seeds
 
 
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
@@ -46,7 +46,7 @@ def test_report_and_logs(run: Path):
                 "sft/sqa.log", "sft/ast.log",
                 *(f"rl/{t}/{s}/s{sd}.log" for t in TASKS for s in RL[t] for sd in SEEDS),
                 *(f"sft_more/{t}/s{sd}.log" for t in TASKS for sd in SEEDS),
-                *(f"evaluate/{t}/{s}/s{sd}.log" for t in TASKS for s in SYSTEMS[t] for sd in SEEDS)}
+                *(f"evaluate/{t}/{s}.log" for t in TASKS for s in SYSTEMS[t])}
     assert {str(p.relative_to(run / "logs")) for p in (run / "logs").rglob("*.log")} == expected
     sft_log = (run / "logs" / "sft" / "sqa.log").read_text()
     assert "[sft sqa] step 2/6 (33.3%)" in sft_log and "eta" in sft_log  # progress lines reach the job log
@@ -104,7 +104,8 @@ def test_mlflow_runs_are_nested_under_one_pipeline_run(run: Path):
     parents = [r for r in runs if r.data.tags.get("speechrl.stage") == "pipeline"]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert len(children) == sum(JOBS.values()) and all(r.info.status == "FINISHED" for r in children)
+    n_runs = sum(JOBS.values()) + JOBS["evaluate"] * (len(SEEDS) - 1)  # an evaluate job: one run per seed
+    assert len(children) == n_runs and all(r.info.status == "FINISHED" for r in children)
     rl = next(r for r in children if r.data.tags["speechrl.stage"] == "rl")
     assert "reward/mean" in rl.data.metrics and rl.data.params["rl.group_size"] == "4"
     history = client.get_metric_history(rl.info.run_id, "reward/mean")
@@ -113,6 +114,14 @@ def test_mlflow_runs_are_nested_under_one_pipeline_run(run: Path):
     assert {"config.yaml", "manifest.json", "summary.json"} <= arts
     ev = next(r for r in children if r.data.tags["speechrl.stage"] == "evaluate")
     assert {"metrics.json", "samples.jsonl"} <= {a.path for a in client.list_artifacts(ev.info.run_id)}
+
+
+@pytest.mark.workflow
+def test_eval_seeds_benchmark_runs(run: Path):
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "eval_seeds.py"), str(run / "results"), "--task", "ast",
+                        "--system", "sft", "--seeds", "0", "1"], capture_output=True, text=True, timeout=600, cwd=run)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "evaluate ast sft, seeds 0 1: one process" in p.stdout and "one process per seed" in p.stdout
 
 
 @pytest.mark.workflow

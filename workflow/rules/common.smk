@@ -77,12 +77,40 @@ def base_model(task):
     return f"{R}/models/{GROUP_OF[task]}"
 
 
-def system_model(wildcards):
-    if wildcards.system == "base":
-        return base_model(wildcards.task)
-    if wildcards.system == "sft":
-        return f"{R}/sft/{wildcards.task}"
-    return f"{R}/rl/{wildcards.task}/{wildcards.system}/s{wildcards.seed}"
+def eval_seeds():
+    """The seeds every system is evaluated with: one evaluate job per task x system covers them all (the
+    imports and scorer models load once, not once per seed), so every task must have the same suite.seeds."""
+    got = {t: seeds(t) for t in TASKS}
+    if len({tuple(s) for s in got.values()}) > 1:
+        raise WorkflowError(f"suite.seeds differ between tasks ({got}); evaluation jobs cover every seed of a "
+                            "system, so give all tasks the same seeds (set suite.seeds at the top level only)")
+    return next(iter(got.values()), [])
+
+
+SEEDS = eval_seeds()
+
+
+def system_model_dir(task, system, seed):
+    """The model folder a system is evaluated with: base and SFT are shared by all seeds, RL systems have one each."""
+    if system == "base":
+        return base_model(task)
+    if system == "sft":
+        return f"{R}/sft/{task}"
+    return f"{R}/rl/{task}/{system}/s{seed}"
+
+
+def system_models(wildcards):
+    return list(dict.fromkeys(system_model_dir(wildcards.task, wildcards.system, sd) for sd in SEEDS))
+
+
+def system_model_arg(wildcards):
+    """`--model` of an evaluate job: its model folder, '{seed}' standing for each seed (speechrl evaluate --seeds)."""
+    return str(Path(system_model_dir(wildcards.task, wildcards.system, "{seed}"), "model"))
+
+
+def eval_out_arg(wildcards):
+    """`--out` of an evaluate job: one folder per seed, '{seed}' standing for each."""
+    return f"{R}/eval/{wildcards.task}/{wildcards.system}/s{{seed}}"
 
 
 def tokens(wildcards):

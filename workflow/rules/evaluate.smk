@@ -1,4 +1,5 @@
-# Evaluation of every system (base, SFT, control, each RL system) and seed on each task's test split.
+# Evaluation of every system (base, SFT, control, each RL system) on each task's test split: one job per task x
+# system evaluates all its seeds in one process (speechrl evaluate --seeds), each seed into its own folder.
 
 
 rule evaluate:
@@ -7,14 +8,14 @@ rule evaluate:
         track=ancient(TRACK),  # bookkeeping: a new pipeline run reruns nothing
         data=f"{R}/data/{{task}}",
         tokens=tokens,
-        model=system_model,
+        models=system_models,
     output:
-        metrics=f"{R}/eval/{{task}}/{{system}}/s{{seed}}/metrics.json",
-        samples=f"{R}/eval/{{task}}/{{system}}/s{{seed}}/samples.jsonl",
+        metrics=expand(f"{R}/eval/{{task}}/{{system}}/s{{seed}}/metrics.json", seed=SEEDS, allow_missing=True),
+        samples=expand(f"{R}/eval/{{task}}/{{system}}/s{{seed}}/samples.jsonl", seed=SEEDS, allow_missing=True),
     conda:
         ENV
     log:
-        "logs/evaluate/{task}/{system}/s{seed}.log",
+        "logs/evaluate/{task}/{system}.log",
     localrule: job_local("evaluate")
     priority: job_priority("evaluate")
     threads: job_threads("evaluate")
@@ -23,9 +24,12 @@ rule evaluate:
     params:
         launch=launcher("evaluate"),
         tokens=tokens_arg,
-        out=subpath(output.metrics, parent=True),
+        seeds=" ".join(map(str, SEEDS)),
+        model=system_model_arg,
+        out=eval_out_arg,
     shell:
         keep_log(
-            "{params.launch}speechrl evaluate --config {input.cfg} --tracking {input.track} --task {wildcards.task} --seed {wildcards.seed} "
-            "--system {wildcards.system} --data {input.data} {params.tokens} --model {input.model}/model --out {params.out} >> {log} 2>&1"
+            "{params.launch}speechrl evaluate --config {input.cfg} --tracking {input.track} --task {wildcards.task} "
+            "--system {wildcards.system} --seeds {params.seeds} --data {input.data} {params.tokens} "
+            "--model '{params.model}' --out '{params.out}' >> {log} 2>&1"
         )
